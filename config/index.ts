@@ -1,0 +1,126 @@
+import { z } from 'zod';
+
+// The only module that reads process.env. Every setting is declared here once, with its default,
+// and validated at start-up: a bad value stops the process with every problem listed.
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const ms = z.coerce.number().int().min(1);
+const url = z.url();
+
+const queueNames = [
+  'validate',
+  'check-inventory',
+  'authorize-payment',
+  'reserve',
+  'ship',
+  'notify',
+  'dead-letter',
+] as const;
+
+const schema = z.object({
+  DATABASE_URL: url.describe('PostgreSQL connection string'),
+  REDIS_URL: url.describe('Redis connection string'),
+  HOST: z.string().default('0.0.0.0'),
+  PORT: port.default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(64 * 1024),
+  DB_POOL_SIZE: z.coerce.number().int().min(1).default(10),
+  DB_STATEMENT_TIMEOUT_MS: ms.default(30_000),
+  QUEUE_PREFIX: z.string().min(1).default('{orderflow}'),
+  IDEMPOTENCY_IN_FLIGHT_TIMEOUT_MS: ms.default(60_000),
+  WORKER_QUEUES: z
+    .string()
+    .default(queueNames.join(','))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((q) => q.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(queueNames)).min(1)),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
+  WORKER_SHUTDOWN_TIMEOUT_MS: ms.default(30_000),
+  PAYMENT_GATEWAY_URL: url.default('http://127.0.0.1:4001'),
+  PAYMENT_TIMEOUT_MS: ms.default(10_000),
+  CARRIER_URL: url.default('http://127.0.0.1:4002'),
+  CARRIER_TIMEOUT_MS: ms.default(5_000),
+});
+
+export type Env = z.input<typeof schema>;
+export type QueueName = (typeof queueNames)[number];
+export { queueNames };
+
+export type Config = {
+  db: { url: string; poolSize: number; statementTimeoutMs: number };
+  redis: { url: string; prefix: string };
+  http: { host: string; port: number; bodyLimitBytes: number };
+  logLevel: z.infer<typeof schema>['LOG_LEVEL'];
+  idempotency: { inFlightTimeoutMs: number };
+  worker: { queues: QueueName[]; concurrency: number; shutdownTimeoutMs: number };
+  paymentGateway: { url: string; timeoutMs: number };
+  carrier: { url: string; timeoutMs: number };
+};
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Parses the environment against a schema; throws a ConfigError that lists every problem. */
+export function parseEnv<T extends z.ZodType>(schema: T, env: Record<string, string | undefined>): z.infer<T> {
+  // Empty strings count as unset, so `FOO=` in a .env file falls back to the default.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (parsed.success) return parsed.data;
+  throw new ConfigError(
+    parsed.error.issues.map((issue) => {
+      const name = issue.path.join('.');
+      const given = cleaned[name];
+      return given === undefined ? `${name}: required, not set` : `${name}: ${issue.message} (got "${given}")`;
+    }),
+  );
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const e = parseEnv(schema, env);
+  return {
+    db: { url: e.DATABASE_URL, poolSize: e.DB_POOL_SIZE, statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS },
+    redis: { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX },
+    http: { host: e.HOST, port: e.PORT, bodyLimitBytes: e.BODY_LIMIT_BYTES },
+    logLevel: e.LOG_LEVEL,
+    idempotency: { inFlightTimeoutMs: e.IDEMPOTENCY_IN_FLIGHT_TIMEOUT_MS },
+    worker: {
+      queues: e.WORKER_QUEUES,
+      concurrency: e.WORKER_CONCURRENCY,
+      shutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT_MS,
+    },
+    paymentGateway: { url: e.PAYMENT_GATEWAY_URL, timeoutMs: e.PAYMENT_TIMEOUT_MS },
+    carrier: { url: e.CARRIER_URL, timeoutMs: e.CARRIER_TIMEOUT_MS },
+  };
+}
+
+/** For entry points: `orExit(() => loadConfig())` prints every problem and exits instead of throwing. */
+export function orExit<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+/** For one-shot tools (migrate, seed) that need nothing but the database. */
+export function loadDatabaseUrl(env: Record<string, string | undefined> = process.env): string {
+  return parseEnv(z.object({ DATABASE_URL: url }), env).DATABASE_URL;
+}
