@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { BusinessError, TransientError } from '../domain/errors.ts';
+import { type Sandbox, startSandbox } from '../sandbox/server.ts';
+import { type Carrier, type CreateShipmentInput, createCarrierClient } from './carrier.ts';
+
+let sandbox: Sandbox;
+let carrier: Carrier;
+
+beforeAll(async () => {
+  sandbox = await startSandbox({ gatewayPort: 0, carrierPort: 0, seed: 1 });
+  carrier = createCarrierClient({ url: sandbox.carrier.url, timeoutMs: 1_000 });
+});
+
+afterAll(async () => {
+  await sandbox.close();
+});
+
+beforeEach(() => {
+  sandbox.carrier.reset();
+  Object.assign(sandbox.carrier.settings, { latencyMs: 0, failureRate: 0 });
+});
+
+function shipment(country = 'DE'): CreateShipmentInput {
+  return {
+    orderId: 'order-1',
+    address: { name: 'Grace Hopper', line1: 'Unter den Linden 1', city: 'Berlin', postalCode: '10117', country },
+    parcels: [{ sku: 'MUG-1', quantity: 1 }],
+    service: 'express',
+  };
+}
+
+describe('createCarrierClient', () => {
+  it('creates a shipment whose label can be fetched', async () => {
+    const created = await carrier.createShipment(shipment(), 'order-1:ship');
+
+    expect(created).toMatchObject({ carrier: 'sandbox-post', events: [{ status: 'label_created' }] });
+    expect(created.trackingNumber).toMatch(/^SBX\d{12}$/);
+    expect(created.labelUrl).toBe(`${sandbox.carrier.url}/v1/shipments/${created.shipmentId}/label`);
+    const label = await fetch(created.labelUrl);
+    expect(await label.text()).toContain(created.trackingNumber);
+  });
+
+  it('creates one shipment however often the same key is retried', async () => {
+    const first = await carrier.createShipment(shipment(), 'order-1:ship');
+    const again = await carrier.createShipment(shipment(), 'order-1:ship');
+
+    expect(again.shipmentId).toBe(first.shipmentId);
+    expect(sandbox.carrier.stats().byReference['order-1']).toEqual({ shipments: 1, cancellations: 0 });
+  });
+
+  it('cancels a shipment and reports the cancellation among its events', async () => {
+    const { shipmentId } = await carrier.createShipment(shipment(), 'order-1:ship');
+
+    await carrier.cancelShipment(shipmentId, 'order-1:cancel');
+    await carrier.cancelShipment(shipmentId, 'order-1:cancel-again');
+
+    const events = await carrier.getEvents(shipmentId);
+    expect(events.map((event) => event.status)).toEqual(['label_created', 'cancelled']);
+  });
+
+  it('throws a permanent address_undeliverable business error', async () => {
+    const error = await carrier.createShipment(shipment('XX'), 'order-1:ship').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(BusinessError);
+    expect(error).toMatchObject({ code: 'address_undeliverable', retryable: false });
+  });
+
+  it('times out with a retryable provider_timeout', async () => {
+    sandbox.carrier.settings.latencyMs = 300;
+    const impatient = createCarrierClient({ url: sandbox.carrier.url, timeoutMs: 50 });
+
+    const error = await impatient.createShipment(shipment(), 'order-1:ship').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error).toMatchObject({ code: 'provider_timeout', retryable: true });
+  });
+
+  it('turns a 503 into a retryable provider_unavailable', async () => {
+    sandbox.carrier.settings.failureRate = 1;
+
+    const error = await carrier.getEvents('shp_any').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error).toMatchObject({ code: 'provider_unavailable', details: { status: 503 } });
+  });
+});
