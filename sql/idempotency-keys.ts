@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { type Db, sql, type Tx } from './database.ts';
+
+export type IdempotencyClaim =
+  | { state: 'claimed' }
+  | { state: 'replay'; status: number; body: unknown }
+  | { state: 'in_flight' }
+  | { state: 'mismatch' };
+
+const keyRow = z.object({
+  request_hash: z.string(),
+  state: z.enum(['in_flight', 'done']),
+  response_status: z.number().nullable(),
+  response_body: z.unknown(),
+  claimed: z.boolean(),
+});
+
+/**
+ * Claims an Idempotency-Key for one request. The claim is committed on its own, so a concurrent request
+ * with the same key sees it in flight (409) instead of waiting. A claim left behind by a crashed process
+ * can be taken over once it is older than `staleAfterMs`.
+ */
+export async function claimIdempotencyKey(
+  db: Db,
+  k: { apiKeyId: number; key: string; requestHash: string; staleAfterMs: number },
+): Promise<IdempotencyClaim> {
+  const row = await db.one(sql.type(keyRow)`
+    WITH claim AS (
+      INSERT INTO idempotency_keys (api_key_id, key, request_hash, state)
+      VALUES (${k.apiKeyId}, ${k.key}, ${k.requestHash}, 'in_flight')
+      ON CONFLICT (api_key_id, key) DO UPDATE SET locked_at = clock_timestamp()
+        WHERE idempotency_keys.state = 'in_flight'
+          AND idempotency_keys.request_hash = EXCLUDED.request_hash
+          AND idempotency_keys.locked_at < clock_timestamp() - make_interval(secs => ${k.staleAfterMs / 1000})
+      RETURNING request_hash, state, response_status, response_body
+    )
+    SELECT *, true AS claimed FROM claim
+    UNION ALL
+    SELECT request_hash, state, response_status, response_body, false AS claimed
+    FROM idempotency_keys WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key} AND NOT EXISTS (SELECT 1 FROM claim)`);
+  if (row.claimed) return { state: 'claimed' };
+  if (row.request_hash !== k.requestHash) return { state: 'mismatch' };
+  if (row.state === 'in_flight') return { state: 'in_flight' };
+  return { state: 'replay', status: row.response_status ?? 200, body: row.response_body };
+}
+
+/** Stores the response, in the same transaction as the work it describes. */
+export async function completeIdempotencyKey(
+  tx: Tx,
+  k: { apiKeyId: number; key: string; status: number; body: unknown },
+): Promise<void> {
+  await tx.query(sql.typeAlias('void')`
+    UPDATE idempotency_keys
+    SET state = 'done', response_status = ${k.status}, response_body = ${sql.jsonb(k.body as never)}
+    WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key} AND state = 'in_flight'`);
+}
+
+/** Lets the client try again with the same key after a request that did nothing (it failed). */
+export async function releaseIdempotencyKey(db: Db, k: { apiKeyId: number; key: string }): Promise<void> {
+  await db.query(sql.typeAlias('void')`
+    DELETE FROM idempotency_keys WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key} AND state = 'in_flight'`);
+}

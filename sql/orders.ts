@@ -1,0 +1,131 @@
+import { z } from 'zod';
+import { canTransition, type OrderStatus, orderStatuses } from '../domain/order-status.ts';
+import { type Db, sql, type Tx } from './database.ts';
+
+const address = z.object({
+  name: z.string(),
+  line1: z.string(),
+  line2: z.string().optional(),
+  city: z.string(),
+  postalCode: z.string(),
+  country: z.string(),
+});
+export type Address = z.infer<typeof address>;
+
+const orderRow = z.object({
+  id: z.string(),
+  customer_id: z.string(),
+  status: z.enum(orderStatuses),
+  region: z.string(),
+  currency: z.string(),
+  total_cents: z.number(),
+  shipping_address: address,
+  payment_token: z.string(),
+  failure_reason: z.string().nullable(),
+  failed_step: z.string().nullable(),
+  created_at: z.number(),
+  updated_at: z.number(),
+});
+const itemRow = z.object({
+  sku: z.string(),
+  name: z.string(),
+  quantity: z.number(),
+  unit_price_cents: z.number(),
+  final_sale: z.boolean(),
+});
+const historyRow = z.object({
+  from_status: z.enum(orderStatuses).nullable(),
+  to_status: z.enum(orderStatuses),
+  actor: z.string(),
+  reason: z.string(),
+  at: z.number(),
+});
+
+export type OrderRow = z.infer<typeof orderRow>;
+export type OrderItem = z.infer<typeof itemRow>;
+export type Order = OrderRow & { items: OrderItem[] };
+export type HistoryEntry = z.infer<typeof historyRow>;
+
+export type NewOrder = {
+  id: string;
+  customerId: string;
+  region: string;
+  currency: string;
+  totalCents: number;
+  shippingAddress: Address;
+  paymentToken: string;
+  items: OrderItem[];
+};
+
+export async function insertOrder(tx: Tx, order: NewOrder, actor: string): Promise<void> {
+  await tx.query(sql.typeAlias('void')`
+    INSERT INTO orders (id, customer_id, status, region, currency, total_cents, shipping_address, payment_token)
+    VALUES (${order.id}, ${order.customerId}, 'PENDING', ${order.region}, ${order.currency}, ${order.totalCents},
+            ${sql.jsonb(order.shippingAddress)}, ${order.paymentToken})`);
+  await tx.query(sql.typeAlias('void')`
+    INSERT INTO order_items (order_id, sku, name, quantity, unit_price_cents, final_sale)
+    SELECT ${order.id}, * FROM ${sql.unnest(
+      order.items.map((i) => [i.sku, i.name, i.quantity, i.unit_price_cents, i.final_sale]),
+      ['text', 'text', 'int4', 'int4', 'bool'],
+    )}`);
+  await appendHistory(tx, { orderId: order.id, from: null, to: 'PENDING', actor, reason: 'order accepted' });
+}
+
+async function appendHistory(
+  tx: Tx,
+  entry: { orderId: string; from: OrderStatus | null; to: OrderStatus; actor: string; reason: string },
+): Promise<void> {
+  await tx.query(sql.typeAlias('void')`
+    INSERT INTO order_history (order_id, from_status, to_status, actor, reason)
+    VALUES (${entry.orderId}, ${entry.from}, ${entry.to}, ${entry.actor}, ${entry.reason})`);
+}
+
+export async function findOrder(db: Db | Tx, orderId: string, customerId?: string): Promise<Order | null> {
+  const row = await db.maybeOne(sql.type(orderRow)`
+    SELECT * FROM orders
+    WHERE id = ${orderId} ${customerId === undefined ? sql.fragment`` : sql.fragment`AND customer_id = ${customerId}`}`);
+  if (!row) return null;
+  const items = await db.any(sql.type(itemRow)`
+    SELECT sku, name, quantity, unit_price_cents, final_sale FROM order_items WHERE order_id = ${orderId} ORDER BY sku`);
+  return { ...row, items: [...items] };
+}
+
+export async function listHistory(db: Db, orderId: string): Promise<readonly HistoryEntry[]> {
+  return db.any(sql.type(historyRow)`
+    SELECT from_status, to_status, actor, reason, at FROM order_history WHERE order_id = ${orderId} ORDER BY id`);
+}
+
+/** Locks the order row for the rest of the transaction and returns its status. */
+export async function lockOrder(tx: Tx, orderId: string): Promise<OrderStatus> {
+  return tx.oneFirst(sql.type(z.object({ status: z.enum(orderStatuses) }))`
+    SELECT status FROM orders WHERE id = ${orderId} FOR UPDATE`);
+}
+
+export type Transition = {
+  orderId: string;
+  to: OrderStatus;
+  actor: string;
+  reason: string;
+  failure?: { reason: string; step: string };
+};
+
+/**
+ * Moves an order along the state machine and appends the history row, in the caller's transaction.
+ * Returns false, changing nothing, when the move is not legal from the order's current status.
+ */
+export async function transitionOrder(tx: Tx, t: Transition): Promise<boolean> {
+  const from = await lockOrder(tx, t.orderId);
+  if (!canTransition(from, t.to)) return false;
+  await tx.query(sql.typeAlias('void')`
+    UPDATE orders
+    SET status = ${t.to}, updated_at = now(),
+        failure_reason = ${t.failure?.reason ?? null}, failed_step = ${t.failure?.step ?? null}
+    WHERE id = ${t.orderId} AND status = ${from}`);
+  await appendHistory(tx, { orderId: t.orderId, from, to: t.to, actor: t.actor, reason: t.reason });
+  return true;
+}
+
+/** Marks the order as touched, so the reconciler can tell a quiet order from a stuck one. */
+export async function touchOrder(tx: Tx, orderId: string): Promise<void> {
+  await tx.query(sql.typeAlias('void')`UPDATE orders SET updated_at = now() WHERE id = ${orderId}`);
+}
