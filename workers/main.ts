@@ -1,0 +1,31 @@
+import { loadConfig, orExit } from '../config/index.ts';
+import { createDeps } from '../runtime/deps.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { startWorkers } from './start-workers.ts';
+
+const config = orExit(() => loadConfig());
+const log = createLogger(config.logLevel, 'worker');
+const deps = await createDeps(config, log);
+const workers = startWorkers(deps.redis, deps, deps.queues, { ...config.worker, prefix: config.redis.prefix });
+log.info({ queues: config.worker.queues, concurrency: config.worker.concurrency }, 'worker started');
+
+// SIGTERM (docker stop, kubectl, systemd): stop taking jobs, let the ones in flight finish, then exit.
+// A job still running after the timeout is left to BullMQ's stalled-job check, which gives it to
+// another worker; the step ledger makes that re-run safe.
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'draining in-flight jobs');
+  const timer = setTimeout(() => {
+    log.error('in-flight jobs did not finish in time; exiting');
+    process.exit(1);
+  }, config.worker.shutdownTimeoutMs);
+  await Promise.all(workers.map((w) => w.close()));
+  await deps.close();
+  clearTimeout(timer);
+  log.info('worker stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -1,0 +1,103 @@
+import { AppError, toAppError } from '../domain/errors.ts';
+import { isTerminal, type OrderStatus } from '../domain/order-status.ts';
+import type { Tx } from '../sql/database.ts';
+import { findOrder, lockOrder, touchOrder, transitionOrder } from '../sql/orders.ts';
+import { findStepOutput, finishAttempt, startAttempt } from '../sql/step-attempts.ts';
+import { compensateOrder } from './compensate-order.ts';
+import type { Step, StepDeps } from './step.ts';
+
+export type StepOutcome = { state: 'done'; output: unknown } | { state: 'skipped'; reason: string };
+
+/** A step failed; `final` says whether the order has been ended (no retry will follow). */
+export class StepFailure extends Error {
+  readonly error: AppError;
+  readonly final: boolean;
+  constructor(error: AppError, final: boolean) {
+    super(`${error.code}: ${error.message}`, { cause: error });
+    this.name = 'StepFailure';
+    this.error = error;
+    this.final = final;
+  }
+}
+
+/**
+ * Runs one attempt of a step for an order, with its ledger row. Statuses move only along the state
+ * machine and only for an order still in progress: a step that finds its order ended (cancelled, or
+ * failed by the parallel step) stops, and if its effect already happened, undoes it.
+ */
+export async function runStep(
+  step: Step,
+  deps: StepDeps,
+  orderId: string,
+  attempt: { worker: string; isLast: boolean },
+): Promise<StepOutcome> {
+  const { db } = deps;
+  const stored = await findStepOutput(db, orderId, step.name);
+  if (stored !== undefined) return { state: 'done', output: stored };
+  const order = await findOrder(db, orderId);
+  if (!order) throw new StepFailure(new AppError('not_found', `Order ${orderId} does not exist`), true);
+  if (isTerminal(order.status)) return { state: 'skipped', reason: `order is ${order.status}` };
+
+  const actor = `worker:${step.name}`;
+  const attemptId = await db.transaction(async (tx) => {
+    const id = await startAttempt(tx, { orderId, step: step.name, worker: attempt.worker });
+    await moveTo(tx, orderId, step.startStatus, actor, `${step.name} started`);
+    return id;
+  });
+
+  let endedMeanwhile = false;
+  try {
+    const output = await step.run({
+      ...deps,
+      order,
+      finish: (writes) =>
+        db.transaction(async (tx) => {
+          const status = await lockOrder(tx, orderId);
+          const earlier = await findStepOutput(tx, orderId, step.name);
+          if (earlier !== undefined) {
+            await finishAttempt(tx, attemptId, {
+              outcome: 'skipped',
+              errorCode: 'duplicate',
+              errorMessage: 'another attempt finished first',
+            });
+            return earlier as never;
+          }
+          const result = await writes(tx);
+          await finishAttempt(tx, attemptId, { outcome: 'succeeded', output: result });
+          endedMeanwhile = isTerminal(status);
+          if (!endedMeanwhile) await moveTo(tx, orderId, step.endStatus, actor, `${step.name} succeeded`);
+          return result;
+        }),
+    });
+    if (endedMeanwhile) await compensateOrder(deps, orderId);
+    return { state: 'done', output };
+  } catch (caught) {
+    const error = classify(caught);
+    const final = !error.retryable || attempt.isLast;
+    await db.transaction(async (tx) => {
+      await finishAttempt(tx, attemptId, { outcome: 'failed', errorCode: error.code, errorMessage: error.message });
+      if (!final) return;
+      await transitionOrder(tx, {
+        orderId,
+        to: 'FAILED',
+        actor,
+        reason: error.message,
+        failure: { reason: error.code, step: step.name },
+      });
+    });
+    throw new StepFailure(error, final);
+  }
+}
+
+// Errors we did not classify may be a blip we have not met before (a new network error), so they get
+// the step's retries; after the last one they end the order like any other failure.
+function classify(error: unknown): AppError {
+  const appError = toAppError(error);
+  if (appError.code !== 'internal') return appError;
+  return new AppError('internal', appError.message, { retryable: true, cause: error });
+}
+
+async function moveTo(tx: Tx, orderId: string, to: OrderStatus | undefined, actor: string, reason: string) {
+  const moved = to !== undefined && (await transitionOrder(tx, { orderId, to, actor, reason }));
+  if (!moved) await touchOrder(tx, orderId);
+}

@@ -1,0 +1,40 @@
+import type { OrderStatus } from '../domain/order-status.ts';
+import type { Carrier } from '../providers/carrier.ts';
+import type { Mailer } from '../providers/mailer.ts';
+import type { PaymentGateway } from '../providers/payment-gateway.ts';
+import type { StepName } from '../queues/pipeline.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { Db, Tx } from '../sql/database.ts';
+import type { Order } from '../sql/orders.ts';
+
+// A pipeline step knows nothing of BullMQ. It does its external work (a provider call with an
+// idempotency key derived from the order), then calls `finish` with its database writes: the runner
+// runs them in one transaction together with the step's ledger row and the order's status change, so a
+// retry after a crash finds the step done and returns its stored output instead of doing it again.
+
+export type StepDeps = { db: Db; gateway: PaymentGateway; carrier: Carrier; mailer: Mailer; log: Logger };
+
+export type StepContext = StepDeps & {
+  order: Order;
+  finish<T>(writes: (tx: Tx) => Promise<T>): Promise<T>;
+};
+
+export type Step<Output = unknown> = {
+  name: StepName;
+  /** The status the order takes when the step starts (e.g. VALIDATING). */
+  startStatus?: OrderStatus;
+  /** The status the order takes when the step succeeds (e.g. RESERVED). */
+  endStatus?: OrderStatus;
+  run(context: StepContext): Promise<Output>;
+  /**
+   * Undoes the step's effects, judged from what the database and the provider say exists (not from the
+   * ledger, so an effect whose success was never recorded is undone too). Idempotent; returns what it
+   * undid, or undefined when there was nothing to undo.
+   */
+  compensate?(deps: StepDeps, order: Order): Promise<string | undefined>;
+};
+
+/** Idempotency key for a provider call that an order makes once (authorize, capture, ship…). */
+export function providerKey(orderId: string, operation: string): string {
+  return `order-${orderId}-${operation}`;
+}
