@@ -1,0 +1,68 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import type { Redis } from 'ioredis';
+import { AppError } from '../domain/errors.ts';
+import type { OrderQueues } from '../queues/order-queues.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { findApiKey } from '../sql/api-keys.ts';
+import type { Db } from '../sql/database.ts';
+import { BULL_BOARD_PATH, mountBullBoard } from './admin.ts';
+import { apiKeyAuth, type Caller } from './auth.ts';
+import { createErrorHandler, notFound } from './errors.ts';
+import { healthRoutes } from './health.ts';
+import { orderRoutes } from './orders.ts';
+
+export type AppDeps = {
+  db: Db;
+  redis: Redis;
+  queues: OrderQueues;
+  log: Logger;
+  bodyLimitBytes: number;
+  idempotencyStaleAfterMs: number;
+};
+
+/** The HTTP API. Opens no port: `api/server.ts` serves it, tests call `app.request()`. */
+export function createApp(deps: AppDeps) {
+  const app = new Hono();
+  const findKey = async (key: string): Promise<Caller | null> => {
+    const found = await findApiKey(deps.db, key);
+    return found && { apiKeyId: found.id, name: found.name, role: found.role, customerId: found.customer_id };
+  };
+
+  app.use(requestId());
+  app.use(async function accessLog(c, next) {
+    const started = performance.now();
+    await next();
+    deps.log.info(
+      {
+        requestId: c.get('requestId'),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+      },
+      'request',
+    );
+  });
+  app.use(
+    bodyLimit({
+      maxSize: deps.bodyLimitBytes,
+      onError: () => {
+        throw new AppError('payload_too_large', `Request body is larger than ${deps.bodyLimitBytes} bytes`);
+      },
+    }),
+  );
+
+  app.route('/', healthRoutes(deps));
+  app.use('/orders/*', apiKeyAuth({ findKey }));
+  app.use('/orders', apiKeyAuth({ findKey }));
+  app.route('/orders', orderRoutes({ ...deps }));
+  app.use(`${BULL_BOARD_PATH}/*`, apiKeyAuth({ findKey, role: 'admin' }));
+  app.use(BULL_BOARD_PATH, apiKeyAuth({ findKey, role: 'admin' }));
+  mountBullBoard(app as never, Object.values(deps.queues.queues));
+
+  app.notFound(notFound);
+  app.onError(createErrorHandler(deps.log));
+  return app;
+}

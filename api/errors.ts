@@ -1,0 +1,59 @@
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { AppError, type ErrorCode } from '../domain/errors.ts';
+import type { Logger } from '../runtime/logger.ts';
+
+const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
+  validation_failed: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  idempotency_key_in_flight: 409,
+  order_not_active: 409,
+  payload_too_large: 413,
+  idempotency_key_reused: 422,
+  payment_declined: 422,
+  out_of_stock: 422,
+  invalid_order: 422,
+  address_undeliverable: 422,
+  provider_rejected: 502,
+  provider_unavailable: 503,
+  provider_timeout: 503,
+  database_unavailable: 503,
+  queue_unavailable: 503,
+  internal: 500,
+};
+
+export type ErrorBody = { error: { code: ErrorCode; message: string; details?: unknown } };
+
+/** The one place where errors become HTTP answers: `{ error: { code, message, details } }`. */
+export function createErrorHandler(log: Logger) {
+  return function onError(err: Error, c: Context): Response {
+    const error = toHttpError(err);
+    const status = statusByCode[error.code];
+    if (status >= 500) log.error({ err, path: c.req.path, method: c.req.method }, error.message);
+    if (status === 503) c.header('Retry-After', '5');
+    if (error.code === 'unauthorized') c.header('WWW-Authenticate', 'Bearer, Basic realm="orderflow"');
+    const body: ErrorBody = { error: { code: error.code, message: status === 500 ? 'Internal error' : error.message } };
+    if (error.details !== undefined && status < 500) body.error.details = error.details;
+    return c.json(body, status);
+  };
+}
+
+function toHttpError(err: Error): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof HTTPException) {
+    if (err.status === 413) return new AppError('payload_too_large', err.message || 'Request body is too large');
+    if (err.status === 401) return new AppError('unauthorized', err.message || 'Authentication required');
+    if (err.status === 404) return new AppError('not_found', err.message || 'Not found');
+    if (err.status < 500) return new AppError('validation_failed', err.message || 'Bad request');
+  }
+  return new AppError('internal', err.message, { cause: err });
+}
+
+export function notFound(c: Context): Response {
+  const body: ErrorBody = { error: { code: 'not_found', message: `No route for ${c.req.method} ${c.req.path}` } };
+  return c.json(body, 404);
+}

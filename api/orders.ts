@@ -1,0 +1,41 @@
+import { Hono } from 'hono';
+import { AppError, ValidationError } from '../domain/errors.ts';
+import type { AuthEnv } from './auth.ts';
+import { parseOrderRequest } from './order-request.ts';
+import { loadOrderView } from './order-view.ts';
+import { type PlaceOrderDeps, placeOrder } from './place-order.ts';
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function orderRoutes(deps: PlaceOrderDeps) {
+  const app = new Hono<AuthEnv>();
+
+  app.post('/', async (c) => {
+    const body = await c.req.json().catch(() => {
+      throw new ValidationError('The body must be a JSON object', [{ field: '(body)', message: 'is not valid JSON' }]);
+    });
+    const key = c.req.header('idempotency-key');
+    if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key)) {
+      throw new ValidationError('Idempotency-Key is not valid', [
+        { field: 'Idempotency-Key', message: 'must be 1 to 255 visible ASCII characters' },
+      ]);
+    }
+    const result = await placeOrder(deps, c.get('caller'), parseOrderRequest(body), key);
+    c.header('Location', result.body.links.self);
+    if (result.replayed) c.header('Idempotent-Replayed', 'true');
+    return c.json(result.body, result.status as 201);
+  });
+
+  app.get('/:id', async (c) => {
+    const id = c.req.param('id');
+    if (!uuid.test(id))
+      throw new ValidationError('Order id is not valid', [{ field: 'id', message: 'must be a UUID' }]);
+    const caller = c.get('caller');
+    // Another customer's order is "not found", not "forbidden": its existence is not the caller's business.
+    const view = await loadOrderView(deps.db, id, caller.role === 'customer' ? caller.customerId! : undefined);
+    if (!view) throw new AppError('not_found', `Order ${id} not found`);
+    return c.json(view);
+  });
+
+  return app;
+}

@@ -1,0 +1,143 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { AppError, ValidationError } from '../domain/errors.ts';
+import { priceOrder } from '../domain/pricing.ts';
+import type { OrderQueues } from '../queues/order-queues.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { findCatalogItems } from '../sql/catalog.ts';
+import type { Db } from '../sql/database.ts';
+import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
+import { getStockLevels } from '../sql/inventory.ts';
+import { insertOrder } from '../sql/orders.ts';
+import type { Caller } from './auth.ts';
+import type { OrderRequest } from './order-request.ts';
+
+export type PlaceOrderDeps = { db: Db; queues: OrderQueues; log: Logger; idempotencyStaleAfterMs: number };
+export type PlaceOrderResult = { status: number; body: OrderAccepted; replayed: boolean };
+export type OrderAccepted = {
+  id: string;
+  status: 'PENDING';
+  customerId: string;
+  region: string;
+  currency: string;
+  totalCents: number;
+  items: Array<{ sku: string; name: string; quantity: number; unitPriceCents: number; lineTotalCents: number }>;
+  links: { self: string };
+};
+
+/**
+ * Accepts an order: prices it from the catalog, stores it as PENDING with its history row (and the
+ * Idempotency-Key's stored answer) in one transaction, then enqueues it. The order is durable before it
+ * is enqueued; if Redis is down at that moment the caller still gets 201 and the reconciler enqueues it.
+ */
+export async function placeOrder(
+  deps: PlaceOrderDeps,
+  caller: Caller,
+  request: OrderRequest,
+  idempotencyKey: string | undefined,
+): Promise<PlaceOrderResult> {
+  const customerId = resolveCustomer(caller, request.customerId);
+  const skus = request.items.map((i) => i.sku);
+  const priced = priceOrder(request.items, await findCatalogItems(deps.db, skus));
+  if (!priced.ok) throw new ValidationError('The order refers to things we do not sell', priced.problems);
+  const stocked = new Set((await getStockLevels(deps.db, request.region, skus)).map((s) => s.sku));
+  const unsold = request.items.flatMap((item, i) =>
+    stocked.has(item.sku)
+      ? []
+      : [{ field: `items[${i}].sku`, message: `"${item.sku}" is not sold in region "${request.region}"` }],
+  );
+  if (unsold.length > 0) throw new ValidationError('Some items are not sold in this region', unsold);
+
+  const keyRef = idempotencyKey ? { apiKeyId: caller.apiKeyId, key: idempotencyKey } : undefined;
+  if (keyRef) {
+    const requestHash = createHash('sha256').update(stableJson({ customerId, request })).digest('hex');
+    const claim = await claimIdempotencyKey(deps.db, {
+      ...keyRef,
+      requestHash,
+      staleAfterMs: deps.idempotencyStaleAfterMs,
+    });
+    if (claim.state === 'replay') return { status: claim.status, body: claim.body as OrderAccepted, replayed: true };
+    if (claim.state === 'mismatch') {
+      throw new AppError('idempotency_key_reused', 'This Idempotency-Key was used with a different request body');
+    }
+    if (claim.state === 'in_flight') {
+      throw new AppError(
+        'idempotency_key_in_flight',
+        'A request with this Idempotency-Key is still being processed; retry shortly',
+      );
+    }
+  }
+
+  const id = randomUUID();
+  const body: OrderAccepted = {
+    id,
+    status: 'PENDING',
+    customerId,
+    region: request.region,
+    currency: priced.currency,
+    totalCents: priced.totalCents,
+    items: priced.lines.map((l) => ({
+      sku: l.sku,
+      name: l.name,
+      quantity: l.quantity,
+      unitPriceCents: l.unit_price_cents,
+      lineTotalCents: l.quantity * l.unit_price_cents,
+    })),
+    links: { self: `/orders/${id}` },
+  };
+  try {
+    await deps.db.transaction(async (tx) => {
+      await insertOrder(
+        tx,
+        {
+          id,
+          customerId,
+          region: request.region,
+          currency: priced.currency,
+          totalCents: priced.totalCents,
+          shippingAddress: request.shippingAddress,
+          paymentToken: request.payment.token,
+          items: priced.lines,
+        },
+        `api:${caller.name}`,
+      );
+      if (keyRef) await completeIdempotencyKey(tx, { ...keyRef, status: 201, body });
+    });
+  } catch (error) {
+    if (keyRef) await releaseIdempotencyKey(deps.db, keyRef).catch(() => {});
+    throw error;
+  }
+  try {
+    await deps.queues.enqueueOrder(id);
+  } catch (error) {
+    deps.log.warn(
+      { orderId: id, err: (error as Error).message },
+      'order stored but not enqueued; the reconciler will pick it up',
+    );
+  }
+  return { status: 201, body, replayed: false };
+}
+
+function resolveCustomer(caller: Caller, requested: string | undefined): string {
+  if (caller.role === 'customer') {
+    if (requested !== undefined && requested !== caller.customerId) {
+      throw new AppError('forbidden', 'A customer API key can only place orders for its own customer');
+    }
+    return caller.customerId!;
+  }
+  if (!requested)
+    throw new ValidationError('customerId is required with an admin key', [
+      { field: 'customerId', message: 'is required with an admin key' },
+    ]);
+  return requested;
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

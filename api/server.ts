@@ -1,0 +1,29 @@
+import { serve } from '@hono/node-server';
+import { loadConfig, orExit } from '../config/index.ts';
+import { createDeps } from '../runtime/deps.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { createApp } from './app.ts';
+
+const config = orExit(() => loadConfig());
+const log = createLogger(config.logLevel, 'api');
+// failFast: while Redis is down a request must not hang waiting for it (orders are durable in
+// PostgreSQL first and the reconciler enqueues them later).
+const deps = await createDeps(config, log, { failFastRedis: true });
+const app = createApp({
+  ...deps,
+  bodyLimitBytes: config.http.bodyLimitBytes,
+  idempotencyStaleAfterMs: config.idempotency.inFlightTimeoutMs,
+});
+
+const server = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, (info) => {
+  log.info({ url: `http://${info.address}:${info.port}` }, 'api listening');
+});
+
+async function shutdown(signal: string) {
+  log.info({ signal }, 'api stopping');
+  server.close();
+  await deps.close();
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
