@@ -49,7 +49,7 @@ export async function placeOrder(
 
   const keyRef = idempotencyKey ? { apiKeyId: caller.apiKeyId, key: idempotencyKey } : undefined;
   if (keyRef) {
-    const requestHash = createHash('sha256').update(stableJson({ customerId, request })).digest('hex');
+    const requestHash = hashRequest(customerId, request);
     const claim = await claimIdempotencyKey(deps.db, {
       ...keyRef,
       requestHash,
@@ -129,6 +129,11 @@ function resolveCustomer(caller: Caller, requested: string | undefined): string 
       { field: 'customerId', message: 'is required with an admin key' },
     ]);
   return requested;
+}
+
+/** What makes two requests "the same" for an Idempotency-Key: the customer and the parsed body. */
+export function hashRequest(customerId: string, request: OrderRequest): string {
+  return createHash('sha256').update(stableJson({ customerId, request })).digest('hex');
 }
 
 function stableJson(value: unknown): string {

@@ -12,7 +12,6 @@ const keyRow = z.object({
   state: z.enum(['in_flight', 'done']),
   response_status: z.number().nullable(),
   response_body: z.unknown(),
-  claimed: z.boolean(),
 });
 
 /**
@@ -24,21 +23,21 @@ export async function claimIdempotencyKey(
   db: Db,
   k: { apiKeyId: number; key: string; requestHash: string; staleAfterMs: number },
 ): Promise<IdempotencyClaim> {
-  const row = await db.one(sql.type(keyRow)`
-    WITH claim AS (
-      INSERT INTO idempotency_keys (api_key_id, key, request_hash, state)
-      VALUES (${k.apiKeyId}, ${k.key}, ${k.requestHash}, 'in_flight')
-      ON CONFLICT (api_key_id, key) DO UPDATE SET locked_at = clock_timestamp()
-        WHERE idempotency_keys.state = 'in_flight'
-          AND idempotency_keys.request_hash = EXCLUDED.request_hash
-          AND idempotency_keys.locked_at < clock_timestamp() - make_interval(secs => ${k.staleAfterMs / 1000})
-      RETURNING request_hash, state, response_status, response_body
-    )
-    SELECT *, true AS claimed FROM claim
-    UNION ALL
-    SELECT request_hash, state, response_status, response_body, false AS claimed
-    FROM idempotency_keys WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key} AND NOT EXISTS (SELECT 1 FROM claim)`);
-  if (row.claimed) return { state: 'claimed' };
+  const claimed = await db.maybeOne(sql.type(z.object({ key: z.string() }))`
+    INSERT INTO idempotency_keys (api_key_id, key, request_hash, state)
+    VALUES (${k.apiKeyId}, ${k.key}, ${k.requestHash}, 'in_flight')
+    ON CONFLICT (api_key_id, key) DO UPDATE SET locked_at = clock_timestamp()
+      WHERE idempotency_keys.state = 'in_flight'
+        AND idempotency_keys.request_hash = EXCLUDED.request_hash
+        AND idempotency_keys.locked_at < clock_timestamp() - make_interval(secs => ${k.staleAfterMs / 1000})
+    RETURNING key`);
+  if (claimed) return { state: 'claimed' };
+  // A separate statement: it sees the row a concurrent claim has just committed, which the INSERT's
+  // snapshot could not.
+  const row = await db.maybeOne(sql.type(keyRow)`
+    SELECT request_hash, state, response_status, response_body
+    FROM idempotency_keys WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key}`);
+  if (!row) return claimIdempotencyKey(db, k); // released between the two statements: try again
   if (row.request_hash !== k.requestHash) return { state: 'mismatch' };
   if (row.state === 'in_flight') return { state: 'in_flight' };
   return { state: 'replay', status: row.response_status ?? 200, body: row.response_body };
