@@ -8,17 +8,19 @@ const compensationRow = z.object({
 });
 export type Compensation = z.infer<typeof compensationRow>;
 
+export const NOTHING_TO_UNDO = 'nothing to undo';
+
 export async function listCompensations(db: Db, orderId: string): Promise<readonly Compensation[]> {
   return db.any(sql.type(compensationRow)`
     SELECT step, outcome, detail FROM compensations WHERE order_id = ${orderId} ORDER BY updated_at`);
 }
 
-/** A 'done' compensation stays done; a 'failed' one is overwritten by the next try. */
+/** Records the latest outcome, except that "nothing to undo" never hides what an earlier run undid. */
 export async function recordCompensation(db: Db, c: { orderId: string; step: string } & Compensation): Promise<void> {
   await db.query(sql.typeAlias('void')`
     INSERT INTO compensations (order_id, step, outcome, detail)
     VALUES (${c.orderId}, ${c.step}, ${c.outcome}, ${c.detail})
     ON CONFLICT (order_id, step) DO UPDATE
       SET outcome = EXCLUDED.outcome, detail = EXCLUDED.detail, updated_at = clock_timestamp()
-      WHERE compensations.outcome = 'failed'`);
+      WHERE compensations.outcome = 'failed' OR EXCLUDED.detail <> ${NOTHING_TO_UNDO}`);
 }

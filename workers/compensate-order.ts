@@ -1,5 +1,5 @@
 import { AppError, toAppError } from '../domain/errors.ts';
-import { listCompensations, recordCompensation } from '../sql/compensations.ts';
+import { NOTHING_TO_UNDO, recordCompensation } from '../sql/compensations.ts';
 import { findOrder } from '../sql/orders.ts';
 import { stepWasStarted } from '../sql/step-attempts.ts';
 import type { StepDeps } from './step.ts';
@@ -7,20 +7,19 @@ import { compensationOrder } from './steps/index.ts';
 
 /**
  * Undoes what an ended order left behind (label, reservation, capture, authorization), in reverse
- * pipeline order. Safe to run again and concurrently: each compensation is idempotent and recorded once
- * done. A compensation that fails is recorded as failed (visible on the order) and the error is thrown
+ * pipeline order. Safe to run again and concurrently: each compensation is idempotent, and its outcome is
+ * recorded for the order's view. A compensation that fails is recorded as failed (visible on the order) and the error is thrown
  * after the others have run, so the caller retries it.
  */
 export async function compensateOrder(deps: StepDeps, orderId: string): Promise<string[]> {
   const order = await findOrder(deps.db, orderId);
   if (!order) throw new AppError('not_found', `Order ${orderId} does not exist`);
-  const alreadyDone = new Set(
-    (await listCompensations(deps.db, orderId)).filter((c) => c.outcome === 'done').map((c) => c.step),
-  );
   const undone: string[] = [];
   let firstFailure: unknown;
   for (const step of compensationOrder) {
-    if (alreadyDone.has(step.name) || !step.compensate) continue;
+    // No skipping of steps compensated before: an effect can land after an earlier run found nothing
+    // (an authorization that was still in flight). Each compensation is idempotent, so re-running is safe.
+    if (!step.compensate) continue;
     if (!(await stepWasStarted(deps.db, orderId, step.name))) continue;
     try {
       const detail = await step.compensate(deps, order);
@@ -28,7 +27,7 @@ export async function compensateOrder(deps: StepDeps, orderId: string): Promise<
         orderId,
         step: step.name,
         outcome: 'done',
-        detail: detail ?? 'nothing to undo',
+        detail: detail ?? NOTHING_TO_UNDO,
       });
       if (detail) undone.push(`${step.name}: ${detail}`);
     } catch (error) {
