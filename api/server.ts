@@ -19,9 +19,15 @@ const server = serve({ fetch: app.fetch, hostname: config.http.host, port: confi
   log.info({ url: `http://${info.address}:${info.port}` }, 'api listening');
 });
 
+server.on('error', (err) => {
+  log.fatal({ err: err.message, host: config.http.host, port: config.http.port }, 'api cannot listen');
+  process.exit(1);
+});
+
+// Stop accepting connections, let requests in flight finish, then close PostgreSQL and Redis.
 async function shutdown(signal: string) {
   log.info({ signal }, 'api stopping');
-  server.close();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
   await deps.close();
   process.exit(0);
 }

@@ -82,7 +82,7 @@ export function parseEnv<T extends z.ZodType>(schema: T, env: Record<string, str
   if (parsed.success) return parsed.data;
   throw new ConfigError(
     parsed.error.issues.map((issue) => {
-      const name = issue.path.join('.');
+      const name = String(issue.path[0] ?? '(environment)');
       const given = cleaned[name];
       return given === undefined ? `${name}: required, not set` : `${name}: ${issue.message} (got "${given}")`;
     }),

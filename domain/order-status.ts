@@ -1,5 +1,5 @@
-// The order state machine (SPEC §2). A pure table: the SQL guard on every status UPDATE is built from
-// it (sql/orders.ts), so an order can only move along these edges whatever the workers do.
+// The order state machine (SPEC §2). A pure table: sql/orders.ts checks every status change against it
+// under a row lock, so an order can only move along these edges whatever the workers do.
 
 export const orderStatuses = [
   'PENDING',
@@ -37,11 +37,6 @@ export function isTerminal(status: OrderStatus): boolean {
 
 export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
   return transitions[from].includes(to);
-}
-
-/** The statuses an order may be in for a move to `to` to be legal. */
-export function statusesLeadingTo(to: OrderStatus): OrderStatus[] {
-  return orderStatuses.filter((from) => canTransition(from, to));
 }
 
 /** Checks a whole history (oldest first) against the machine; returns the first illegal step, if any. */

@@ -31,6 +31,8 @@ export function priceOrder(
   });
   const currencies = new Set(lines.map((l) => bySku.get(l.sku)?.currency));
   if (currencies.size > 1) problems.push({ field: 'items', message: 'items are priced in different currencies' });
+  if (lines.length === 0 && problems.length === 0)
+    problems.push({ field: 'items', message: 'at least one item is required' });
   if (problems.length > 0) return { ok: false, problems };
   const totalCents = lines.reduce((sum, l) => sum + l.quantity * l.unit_price_cents, 0);
   return { ok: true, lines, totalCents, currency: bySku.get(lines[0]!.sku)!.currency };

@@ -2,11 +2,12 @@ import { orExit } from '../config/index.ts';
 import { createApiKey, revokeApiKeysNamed } from '../sql/api-keys.ts';
 import { upsertCatalogItem, upsertCustomer } from '../sql/catalog.ts';
 import { createDatabase } from '../sql/database.ts';
-import { setAvailable } from '../sql/inventory.ts';
+import { addStockIfMissing } from '../sql/inventory.ts';
 
 // Demo data: a small manga store in two regions, three customers, and API keys. Safe to run again:
-// the catalog and customers are upserted, stock is reset, and the demo keys are replaced (a key is only
-// ever shown when it is created, so each run prints fresh ones).
+// the catalog and customers are upserted, stock is only added where a SKU has none yet (a restart keeps
+// what was sold), and the demo keys are replaced (a key is only shown when created, so each run prints
+// fresh ones).
 
 const catalog = [
   { sku: 'BERSERK-41', name: 'Berserk, Vol. 41', price_cents: 1499, final_sale: false },
@@ -45,7 +46,7 @@ export async function seedDemo(databaseUrl: string): Promise<DemoKeys> {
     return await db.transaction(async (tx) => {
       for (const item of catalog) await upsertCatalogItem(tx, { ...item, currency: 'EUR' });
       for (const [region, levels] of Object.entries(stock)) {
-        for (const [sku, available] of Object.entries(levels)) await setAvailable(tx, sku, region, available);
+        for (const [sku, available] of Object.entries(levels)) await addStockIfMissing(tx, sku, region, available);
       }
       const keys: DemoKeys['customers'] = [];
       for (const customer of customers) {

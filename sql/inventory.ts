@@ -113,7 +113,7 @@ async function hasMovement(tx: Tx, orderId: string, sku: string, kind: string): 
     SELECT 1 FROM stock_movements WHERE order_id = ${orderId} AND sku = ${sku} AND kind = ${kind}`);
 }
 
-/** Sets the stock of a SKU in a region (demo seed and tests); keeps on_hand = available + reserved + shipped. */
+/** A stock adjustment: sets what is available, keeping on_hand = available + reserved + shipped. */
 export async function setAvailable(db: Db | Tx, sku: string, region: string, available: number): Promise<void> {
   await db.query(sql.typeAlias('void')`
     INSERT INTO inventory (sku, region, on_hand, available)
@@ -121,4 +121,11 @@ export async function setAvailable(db: Db | Tx, sku: string, region: string, ava
     ON CONFLICT (sku, region) DO UPDATE
     SET on_hand = inventory.reserved + inventory.shipped + EXCLUDED.available,
         available = EXCLUDED.available, updated_at = now()`);
+}
+
+/** Creates the stock row of a SKU in a region unless it exists (demo seed). */
+export async function addStockIfMissing(db: Db | Tx, sku: string, region: string, available: number): Promise<void> {
+  await db.query(sql.typeAlias('void')`
+    INSERT INTO inventory (sku, region, on_hand, available) VALUES (${sku}, ${region}, ${available}, ${available})
+    ON CONFLICT (sku, region) DO NOTHING`);
 }
