@@ -1,0 +1,150 @@
+import { randomBytes } from 'node:crypto';
+import type { Worker } from 'bullmq';
+import { inject } from 'vitest';
+import { createApp } from '../../api/app.ts';
+import { type Config, loadConfig } from '../../config/index.ts';
+import { isTerminal } from '../../domain/order-status.ts';
+import { createDeps, type Deps } from '../../runtime/deps.ts';
+import { createLogger } from '../../runtime/logger.ts';
+import { type Sandbox, type SandboxOptions, startSandbox } from '../../sandbox/server.ts';
+import { type DemoKeys, seedDemo } from '../../scripts/seed.ts';
+import { setAvailable } from '../../sql/inventory.ts';
+import { findOrder, type Order } from '../../sql/orders.ts';
+import { listAttempts } from '../../sql/step-attempts.ts';
+import { startWorkers } from '../../workers/start-workers.ts';
+import { databaseUrl, redisUrl } from './env.ts';
+import { adminQuery } from './global-setup.ts';
+
+export type Harness = Awaited<ReturnType<typeof startHarness>>;
+
+export type HarnessOptions = {
+  sandbox?: SandboxOptions;
+  /** Run the pipeline workers in this process (default true). */
+  workers?: boolean;
+  concurrency?: number;
+  env?: Record<string, string>;
+};
+
+/**
+ * The whole system for one test file, on the real servers: a fresh database cloned from the migrated
+ * template and seeded with the demo data, a queue prefix of its own in Redis, the sandbox providers
+ * over HTTP, the API (called with app.request) and, unless told otherwise, the workers in-process.
+ */
+export async function startHarness(options: HarnessOptions = {}) {
+  const suffix = randomBytes(4).toString('hex');
+  const dbName = `orderflow_test_${suffix}`;
+  await adminQuery(`CREATE DATABASE "${dbName}" TEMPLATE "${inject('templateDatabase')}"`);
+  const sandbox: Sandbox = await startSandbox({ gatewayPort: 0, carrierPort: 0, seed: 1, ...options.sandbox });
+  const env = {
+    DATABASE_URL: databaseUrl(dbName),
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: `{oft-${suffix}}`,
+    PAYMENT_GATEWAY_URL: sandbox.gateway.url,
+    CARRIER_URL: sandbox.carrier.url,
+    DB_POOL_SIZE: '20',
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  };
+  const config: Config = loadConfig(env);
+  const log = createLogger(config.logLevel, 'test');
+  const deps: Deps = await createDeps(config, log);
+  const keys: DemoKeys = await seedDemo(config.db.url);
+  const app = createApp({ ...deps, bodyLimitBytes: config.http.bodyLimitBytes, idempotencyStaleAfterMs: 60_000 });
+  const workers: Worker[] =
+    options.workers === false
+      ? []
+      : startWorkers(deps.redis, deps, deps.queues, {
+          queues: config.worker.queues,
+          concurrency: options.concurrency ?? 10,
+          prefix: config.redis.prefix,
+        });
+
+  const customerKey = keys.customers[0]!.apiKey;
+
+  async function request(
+    method: string,
+    path: string,
+    init: { key?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ) {
+    const headers: Record<string, string> = { ...init.headers };
+    if (init.key !== undefined) headers.authorization = `Bearer ${init.key}`;
+    if (init.body !== undefined) headers['content-type'] = 'application/json';
+    const response = await app.request(path, {
+      method,
+      headers,
+      body: init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : null };
+  }
+
+  async function waitForTerminal(orderId: string, timeoutMs = 30_000): Promise<Order> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const order = await findOrder(deps.db, orderId);
+      if (order && isTerminal(order.status)) return order;
+      if (Date.now() > deadline) {
+        const steps = (await listAttempts(deps.db, orderId)).map((a) => `${a.step}#${a.attempt}:${a.outcome}`);
+        throw new Error(`Order ${orderId} is still ${order?.status} after ${timeoutMs} ms (${steps.join(', ')})`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Waits until no job is waiting, running or delayed in any queue: every effect has settled. */
+  async function waitForQuiet(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const counts = await Promise.all(
+        Object.values(deps.queues.queues).map((q) =>
+          q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children'),
+        ),
+      );
+      const busy = counts.flatMap((c) => Object.values(c)).reduce((a, b) => a + b, 0);
+      if (busy === 0) return;
+      if (Date.now() > deadline) throw new Error(`queues still busy after ${timeoutMs} ms: ${JSON.stringify(counts)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  return {
+    app,
+    waitForQuiet,
+    deps,
+    config,
+    env,
+    sandbox,
+    keys,
+    customerKey,
+    adminKey: keys.adminKey,
+    request,
+    placeOrder: (body: unknown, key = customerKey, headers?: Record<string, string>) =>
+      request('POST', '/orders', { key, body, headers }),
+    waitForTerminal,
+    setStock: (sku: string, region: string, available: number) => setAvailable(deps.db, sku, region, available),
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all(Object.values(deps.queues.queues).map((q) => q.obliterate({ force: true })));
+      await deps.close();
+      await sandbox.close();
+      await adminQuery(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    },
+  };
+}
+
+export function orderBody(
+  overrides: Partial<{ items: Array<{ sku: string; quantity: number }>; token: string; region: string }> = {},
+) {
+  return {
+    region: overrides.region ?? 'eu',
+    items: overrides.items ?? [{ sku: 'BERSERK-42', quantity: 1 }],
+    shippingAddress: {
+      name: 'Ada Lovelace',
+      line1: '12 St James Sq',
+      city: 'London',
+      postalCode: 'SW1Y 4JH',
+      country: 'GB',
+    },
+    payment: { token: overrides.token ?? '4242424242424242' },
+  };
+}
