@@ -1,0 +1,75 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { sql } from '../sql/database.ts';
+import { type Harness, orderBody, startHarness } from './support/harness.ts';
+
+// Two real worker processes (node workers/main.ts) serving the same queues, as `--scale worker=2` runs
+// them. The API here enqueues; only the child processes do the work.
+let h: Harness;
+const workers: ChildProcess[] = [];
+
+beforeAll(async () => {
+  h = await startHarness({ workers: false });
+  for (let i = 0; i < 2; i++) {
+    const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'workers', 'main.ts')], {
+      env: { ...process.env, ...h.env, WORKER_CONCURRENCY: '8', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    workers.push(child);
+  }
+});
+
+afterAll(async () => {
+  for (const child of workers) if (child.exitCode === null) child.kill('SIGKILL');
+  await h?.close();
+});
+
+describe('two worker processes on the same queues', () => {
+  it('share the orders without running any step twice', async () => {
+    const placed = await Promise.all(
+      Array.from({ length: 60 }, () => h.placeOrder(orderBody({ items: [{ sku: 'ONEPIECE-105', quantity: 1 }] }))),
+    );
+    const orders = await Promise.all(placed.map((p) => h.waitForTerminal(p.body.id, 60_000)));
+    expect(orders.map((o) => o.status)).toEqual(orders.map(() => 'COMPLETED'));
+
+    const perStep = await h.deps.db.any(sql.type(
+      z.object({ order_id: z.string(), step: z.string(), attempts: z.number() }),
+    )`
+      SELECT order_id::text, step, count(*)::int AS attempts FROM step_attempts GROUP BY order_id, step`);
+    expect(perStep).toHaveLength(60 * 6);
+    expect(perStep.filter((r) => r.attempts !== 1)).toEqual([]);
+
+    const byWorker = await h.deps.db.any(sql.type(z.object({ worker: z.string(), n: z.number() }))`
+      SELECT worker, count(*)::int AS n FROM step_attempts GROUP BY worker`);
+    expect(byWorker.map((w) => w.worker).sort()).toEqual(
+      workers.map((w) => expect.stringContaining(`:${w.pid}`)).slice(0, byWorker.length),
+    );
+    expect(byWorker).toHaveLength(2);
+
+    const gateway = h.sandbox.gateway.stats().byReference;
+    for (const o of orders) expect(gateway[o.id]).toMatchObject({ captures: 1, captureKeys: 1 });
+  });
+
+  it('finish the steps in flight before exiting on SIGTERM', async () => {
+    h.sandbox.carrier.settings.latencyMs = 1_500;
+    await Promise.all(
+      Array.from({ length: 4 }, () => h.placeOrder(orderBody({ items: [{ sku: 'ONEPIECE-105', quantity: 1 }] }))),
+    );
+    const running = () =>
+      h.deps.db.oneFirst(sql.type(z.object({ n: z.number() }))`
+        SELECT count(*)::int AS n FROM step_attempts WHERE step = 'ship' AND outcome = 'running'`);
+    while ((await running()) === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+
+    const exits = workers.map((child) => once(child, 'exit'));
+    for (const child of workers) child.kill('SIGTERM');
+    const codes = (await Promise.all(exits)).map(([code]) => code);
+    expect(codes).toEqual([0, 0]);
+    expect(await running()).toBe(0);
+    const shipped = await h.deps.db.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(*)::int AS n FROM step_attempts WHERE step = 'ship' AND outcome = 'succeeded' AND finished_at > now() - interval '10 seconds'`);
+    expect(shipped).toBeGreaterThan(0);
+  });
+});
