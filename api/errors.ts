@@ -21,6 +21,7 @@ const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   provider_rejected: 502,
   provider_unavailable: 503,
   provider_timeout: 503,
+  step_timeout: 503,
   database_unavailable: 503,
   queue_unavailable: 503,
   internal: 500,

@@ -107,7 +107,7 @@ export async function placeOrder(
     throw error;
   }
   try {
-    await deps.queues.enqueueOrder(id);
+    await deps.queues.enqueueOrder({ orderId: id, generation: 1, round: 0 });
   } catch (error) {
     deps.log.warn(
       { orderId: id, err: (error as Error).message },

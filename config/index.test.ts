@@ -23,10 +23,21 @@ describe('loadConfig', () => {
       logLevel: 'info',
       idempotency: { inFlightTimeoutMs: 60_000 },
       worker: {
-        queues: ['validate', 'check-inventory', 'authorize-payment', 'reserve', 'ship', 'notify', 'dead-letter'],
+        queues: [
+          'validate',
+          'check-inventory',
+          'authorize-payment',
+          'reserve',
+          'ship',
+          'notify',
+          'dead-letter',
+          'maintenance',
+        ],
         concurrency: 10,
         shutdownTimeoutMs: 30_000,
       },
+      reconciler: { everyMs: 30_000, stuckAfterMs: 600_000 },
+      orderRetry: { maxRetries: 3, baseDelayMs: 300_000 },
       paymentGateway: { url: 'http://127.0.0.1:4001', timeoutMs: 10_000 },
       carrier: { url: 'http://127.0.0.1:4002', timeoutMs: 5_000 },
     });

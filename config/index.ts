@@ -15,6 +15,7 @@ const queueNames = [
   'ship',
   'notify',
   'dead-letter',
+  'maintenance',
 ] as const;
 
 const schema = z.object({
@@ -44,6 +45,10 @@ const schema = z.object({
     .pipe(z.array(z.enum(queueNames)).min(1)),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
   WORKER_SHUTDOWN_TIMEOUT_MS: ms.default(30_000),
+  RECONCILE_INTERVAL_MS: ms.default(30_000),
+  RECONCILE_STUCK_AFTER_MS: ms.default(10 * 60_000),
+  ORDER_RETRY_MAX: z.coerce.number().int().min(0).max(20).default(3),
+  ORDER_RETRY_BASE_DELAY_MS: ms.default(5 * 60_000),
   PAYMENT_GATEWAY_URL: url.default('http://127.0.0.1:4001'),
   PAYMENT_TIMEOUT_MS: ms.default(10_000),
   CARRIER_URL: url.default('http://127.0.0.1:4002'),
@@ -61,6 +66,8 @@ export type Config = {
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
   idempotency: { inFlightTimeoutMs: number };
   worker: { queues: QueueName[]; concurrency: number; shutdownTimeoutMs: number };
+  reconciler: { everyMs: number; stuckAfterMs: number };
+  orderRetry: { maxRetries: number; baseDelayMs: number };
   paymentGateway: { url: string; timeoutMs: number };
   carrier: { url: string; timeoutMs: number };
 };
@@ -102,6 +109,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       concurrency: e.WORKER_CONCURRENCY,
       shutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT_MS,
     },
+    reconciler: { everyMs: e.RECONCILE_INTERVAL_MS, stuckAfterMs: e.RECONCILE_STUCK_AFTER_MS },
+    orderRetry: { maxRetries: e.ORDER_RETRY_MAX, baseDelayMs: e.ORDER_RETRY_BASE_DELAY_MS },
     paymentGateway: { url: e.PAYMENT_GATEWAY_URL, timeoutMs: e.PAYMENT_TIMEOUT_MS },
     carrier: { url: e.CARRIER_URL, timeoutMs: e.CARRIER_TIMEOUT_MS },
   };

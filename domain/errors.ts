@@ -23,6 +23,7 @@ export type ErrorCode =
   // transient trouble (retried with backoff; 503 at the API)
   | 'provider_unavailable'
   | 'provider_timeout'
+  | 'step_timeout'
   | 'database_unavailable'
   | 'queue_unavailable'
   // bugs
@@ -71,7 +72,7 @@ export class BusinessError extends AppError {
 /** A dependency is down or slow: retrying later can succeed. */
 export class TransientError extends AppError {
   constructor(
-    code: 'provider_unavailable' | 'provider_timeout' | 'database_unavailable' | 'queue_unavailable',
+    code: 'provider_unavailable' | 'provider_timeout' | 'step_timeout' | 'database_unavailable' | 'queue_unavailable',
     message: string,
     options: { cause?: unknown; details?: ErrorDetails } = {},
   ) {

@@ -17,6 +17,7 @@ describe('canTransition', () => {
     ['FULFILLMENT', 'COMPLETED'],
     ['FULFILLMENT', 'FAILED'],
     ['FULFILLMENT', 'CANCELLED'],
+    ['FAILED', 'PENDING'],
   ];
   it.each(legal)('allows %s → %s', (from, to) => {
     expect(canTransition(from, to)).toBe(true);
@@ -33,17 +34,18 @@ describe('canTransition', () => {
     ['RESERVED', 'COMPLETED'],
     ['FULFILLMENT', 'RESERVED'],
     ['INVENTORY_CHECK', 'INVENTORY_CHECK'],
-    ['FAILED', 'PENDING'],
+    ['FAILED', 'VALIDATING'],
     ['CANCELLED', 'FULFILLMENT'],
   ];
   it.each(illegal)('refuses %s → %s', (from, to) => {
     expect(canTransition(from, to)).toBe(false);
   });
 
-  const fromTerminal = (['COMPLETED', 'FAILED', 'CANCELLED'] as const).flatMap((from) =>
-    orderStatuses.map((to) => [from, to] as [OrderStatus, OrderStatus]),
-  );
-  it.each(fromTerminal)('refuses every move out of a terminal status: %s → %s', (from, to) => {
+  // FAILED → PENDING is the one exit: a retry of the order as a new generation.
+  const fromTerminal = (['COMPLETED', 'FAILED', 'CANCELLED'] as const)
+    .flatMap((from) => orderStatuses.map((to) => [from, to] as [OrderStatus, OrderStatus]))
+    .filter(([from, to]) => !(from === 'FAILED' && to === 'PENDING'));
+  it.each(fromTerminal)('refuses every other move out of a terminal status: %s → %s', (from, to) => {
     expect(canTransition(from, to)).toBe(false);
   });
 });

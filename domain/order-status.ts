@@ -15,6 +15,7 @@ export const orderStatuses = [
 
 export type OrderStatus = (typeof orderStatuses)[number];
 
+/** No step runs for an order in these statuses. FAILED can still be retried (see the table below). */
 export const terminalStatuses: readonly OrderStatus[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
 
 // Inventory check and payment authorisation run in parallel; the status names the step that started
@@ -27,7 +28,9 @@ const transitions: Record<OrderStatus, readonly OrderStatus[]> = {
   RESERVED: ['FULFILLMENT', 'FAILED', 'CANCELLED'],
   FULFILLMENT: ['COMPLETED', 'FAILED', 'CANCELLED'],
   COMPLETED: [],
-  FAILED: [],
+  // The one way out of FAILED: the dead-letter handler (or an operator) retries the order as a new
+  // generation when its cause could pass (out of stock until a restock, a provider outage).
+  FAILED: ['PENDING'],
   CANCELLED: [],
 };
 

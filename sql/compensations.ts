@@ -10,17 +10,23 @@ export type Compensation = z.infer<typeof compensationRow>;
 
 export const NOTHING_TO_UNDO = 'nothing to undo';
 
-export async function listCompensations(db: Db, orderId: string): Promise<readonly Compensation[]> {
-  return db.any(sql.type(compensationRow)`
-    SELECT step, outcome, detail FROM compensations WHERE order_id = ${orderId} ORDER BY updated_at`);
+export async function listCompensations(
+  db: Db,
+  orderId: string,
+): Promise<readonly (Compensation & { generation: number })[]> {
+  return db.any(sql.type(compensationRow.extend({ generation: z.number() }))`
+    SELECT generation, step, outcome, detail FROM compensations WHERE order_id = ${orderId} ORDER BY updated_at`);
 }
 
 /** Records the latest outcome, except that "nothing to undo" never hides what an earlier run undid. */
-export async function recordCompensation(db: Db, c: { orderId: string; step: string } & Compensation): Promise<void> {
+export async function recordCompensation(
+  db: Db,
+  c: { orderId: string; generation: number; step: string } & Compensation,
+): Promise<void> {
   await db.query(sql.typeAlias('void')`
-    INSERT INTO compensations (order_id, step, outcome, detail)
-    VALUES (${c.orderId}, ${c.step}, ${c.outcome}, ${c.detail})
-    ON CONFLICT (order_id, step) DO UPDATE
+    INSERT INTO compensations (order_id, generation, step, outcome, detail)
+    VALUES (${c.orderId}, ${c.generation}, ${c.step}, ${c.outcome}, ${c.detail})
+    ON CONFLICT (order_id, generation, step) DO UPDATE
       SET outcome = EXCLUDED.outcome, detail = EXCLUDED.detail, updated_at = clock_timestamp()
       WHERE compensations.outcome = 'failed' OR EXCLUDED.detail <> ${NOTHING_TO_UNDO}`);
 }

@@ -168,7 +168,7 @@ describe('migrate', () => {
     });
 
     it('allows only one succeeded attempt per order and step', async () => {
-      const insert = `INSERT INTO step_attempts (order_id, step, attempt, worker, outcome) VALUES ($1, 'validate', $2, 'w1', 'succeeded')`;
+      const insert = `INSERT INTO step_attempts (order_id, generation, step, attempt, worker, outcome) VALUES ($1, 1, 'validate', $2, 'w1', 'succeeded')`;
       await db.query(insert, [orderId, 1]);
       await expect(db.query(insert, [orderId, 2])).rejects.toMatchObject({
         code: '23505',

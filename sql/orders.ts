@@ -23,6 +23,8 @@ const orderRow = z.object({
   payment_token: z.string(),
   failure_reason: z.string().nullable(),
   failed_step: z.string().nullable(),
+  generation: z.number(),
+  enqueue_round: z.number(),
   created_at: z.number(),
   updated_at: z.number(),
 });
@@ -128,4 +130,18 @@ export async function transitionOrder(tx: Tx, t: Transition): Promise<boolean> {
 /** Marks the order as touched, so the reconciler can tell a quiet order from a stuck one. */
 export async function touchOrder(tx: Tx, orderId: string): Promise<void> {
   await tx.query(sql.typeAlias('void')`UPDATE orders SET updated_at = now() WHERE id = ${orderId}`);
+}
+
+/** Retries a FAILED order as a new generation (FAILED → PENDING); returns the new generation. */
+export async function reopenFailedOrder(
+  tx: Tx,
+  r: { orderId: string; generation: number; actor: string; reason: string },
+): Promise<number | null> {
+  const status = await lockOrder(tx, r.orderId);
+  const current = await tx.oneFirst(sql.type(z.object({ generation: z.number() }))`
+    SELECT generation FROM orders WHERE id = ${r.orderId}`);
+  if (status !== 'FAILED' || current !== r.generation) return null;
+  await transitionOrder(tx, { orderId: r.orderId, to: 'PENDING', actor: r.actor, reason: r.reason });
+  return tx.oneFirst(sql.type(z.object({ generation: z.number() }))`
+    UPDATE orders SET generation = generation + 1, enqueue_round = 0 WHERE id = ${r.orderId} RETURNING generation`);
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { type Db, sql, type Tx } from './database.ts';
 
 const paymentRow = z.object({
+  generation: z.number(),
   kind: z.enum(['authorization', 'capture', 'void', 'refund']),
   status: z.string(),
   idempotency_key: z.string(),
@@ -14,6 +15,7 @@ export type Payment = z.infer<typeof paymentRow>;
 
 export type NewPayment = {
   orderId: string;
+  generation: number;
   kind: Payment['kind'];
   status: string;
   idempotencyKey: string;
@@ -22,17 +24,17 @@ export type NewPayment = {
   declineCode?: string;
 };
 
-/** Records a gateway operation once (unique idempotency key; one authorization, capture, void per order). */
+/** Records a gateway operation once (unique idempotency key; one capture per order, one authorization and void per generation). */
 export async function recordPayment(db: Db | Tx, p: NewPayment): Promise<void> {
   await db.query(sql.typeAlias('void')`
-    INSERT INTO payments (order_id, kind, status, idempotency_key, gateway_id, amount_cents, decline_code)
-    VALUES (${p.orderId}, ${p.kind}, ${p.status}, ${p.idempotencyKey}, ${p.gatewayId}, ${p.amountCents},
+    INSERT INTO payments (order_id, generation, kind, status, idempotency_key, gateway_id, amount_cents, decline_code)
+    VALUES (${p.orderId}, ${p.generation}, ${p.kind}, ${p.status}, ${p.idempotencyKey}, ${p.gatewayId}, ${p.amountCents},
             ${p.declineCode ?? null})
     ON CONFLICT DO NOTHING`);
 }
 
 export async function listPayments(db: Db | Tx, orderId: string): Promise<readonly Payment[]> {
   return db.any(sql.type(paymentRow)`
-    SELECT kind, status, idempotency_key, gateway_id, amount_cents, decline_code, created_at
+    SELECT generation, kind, status, idempotency_key, gateway_id, amount_cents, decline_code, created_at
     FROM payments WHERE order_id = ${orderId} ORDER BY id`);
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { type Db, sql, type Tx } from './database.ts';
 
 const attemptRow = z.object({
+  generation: z.number(),
   step: z.string(),
   attempt: z.number(),
   worker: z.string(),
@@ -13,18 +14,22 @@ const attemptRow = z.object({
 });
 export type StepAttempt = z.infer<typeof attemptRow>;
 
-/** The stored output of the step's successful attempt, if it has one. */
-export async function findStepOutput(db: Db | Tx, orderId: string, step: string): Promise<unknown | undefined> {
+/** Which run of which order: a retried order (new generation) runs every step again. */
+export type OrderRun = { orderId: string; generation: number };
+
+/** The stored output of the step's successful attempt in this generation, if it has one. */
+export async function findStepOutput(db: Db | Tx, run: OrderRun, step: string): Promise<unknown | undefined> {
   const row = await db.maybeOne(sql.type(z.object({ output: z.unknown() }))`
-    SELECT output FROM step_attempts WHERE order_id = ${orderId} AND step = ${step} AND outcome = 'succeeded'`);
+    SELECT output FROM step_attempts
+    WHERE order_id = ${run.orderId} AND generation = ${run.generation} AND step = ${step} AND outcome = 'succeeded'`);
   return row ? row.output : undefined;
 }
 
-export async function startAttempt(tx: Tx, a: { orderId: string; step: string; worker: string }): Promise<number> {
+export async function startAttempt(tx: Tx, a: OrderRun & { step: string; worker: string }): Promise<number> {
   return tx.oneFirst(sql.type(z.object({ id: z.coerce.number() }))`
-    INSERT INTO step_attempts (order_id, step, attempt, worker)
-    SELECT ${a.orderId}, ${a.step}, count(*) + 1, ${a.worker}
-    FROM step_attempts WHERE order_id = ${a.orderId} AND step = ${a.step}
+    INSERT INTO step_attempts (order_id, generation, step, attempt, worker)
+    SELECT ${a.orderId}, ${a.generation}, ${a.step}, count(*) + 1, ${a.worker}
+    FROM step_attempts WHERE order_id = ${a.orderId} AND generation = ${a.generation} AND step = ${a.step}
     RETURNING id`);
 }
 
@@ -50,12 +55,12 @@ export async function finishAttempt(
 
 export async function listAttempts(db: Db | Tx, orderId: string): Promise<readonly StepAttempt[]> {
   return db.any(sql.type(attemptRow)`
-    SELECT step, attempt, worker, started_at, finished_at, outcome, error_code, error_message
+    SELECT generation, step, attempt, worker, started_at, finished_at, outcome, error_code, error_message
     FROM step_attempts WHERE order_id = ${orderId} ORDER BY id`);
 }
 
-/** Whether any attempt of the step was ever started for the order (its effects may exist). */
-export async function stepWasStarted(db: Db | Tx, orderId: string, step: string): Promise<boolean> {
+/** Whether any attempt of the step was started in this generation (its effects may exist). */
+export async function stepWasStarted(db: Db | Tx, run: OrderRun, step: string): Promise<boolean> {
   return db.exists(sql.type(z.object({ exists: z.boolean() }))`
-    SELECT 1 FROM step_attempts WHERE order_id = ${orderId} AND step = ${step}`);
+    SELECT 1 FROM step_attempts WHERE order_id = ${run.orderId} AND generation = ${run.generation} AND step = ${step}`);
 }

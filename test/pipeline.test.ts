@@ -85,7 +85,9 @@ describe('when the stock runs out after the payment was authorized', () => {
       const placed = await h.placeOrder(orderBody({ items: [{ sku: 'CHAINSAW-05', quantity: 1 }] }));
       const id = placed.body.id;
       // The inventory check passes while the authorization is still on its way; then the last unit goes.
-      await until(async () => (await findStepOutput(h.deps.db, id, 'check-inventory')) !== undefined);
+      await until(
+        async () => (await findStepOutput(h.deps.db, { orderId: id, generation: 1 }, 'check-inventory')) !== undefined,
+      );
       await h.setStock('CHAINSAW-05', 'eu', 0);
 
       const order = await h.waitForTerminal(id);

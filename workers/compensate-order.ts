@@ -1,7 +1,7 @@
 import { AppError, toAppError } from '../domain/errors.ts';
 import { NOTHING_TO_UNDO, recordCompensation } from '../sql/compensations.ts';
 import { findOrder } from '../sql/orders.ts';
-import { stepWasStarted } from '../sql/step-attempts.ts';
+import { type OrderRun, stepWasStarted } from '../sql/step-attempts.ts';
 import type { StepDeps } from './step.ts';
 import { compensationOrder } from './steps/index.ts';
 
@@ -11,20 +11,24 @@ import { compensationOrder } from './steps/index.ts';
  * recorded for the order's view. A compensation that fails is recorded as failed (visible on the order) and the error is thrown
  * after the others have run, so the caller retries it.
  */
-export async function compensateOrder(deps: StepDeps, orderId: string): Promise<string[]> {
-  const order = await findOrder(deps.db, orderId);
-  if (!order) throw new AppError('not_found', `Order ${orderId} does not exist`);
+export async function compensateOrder(deps: StepDeps, run: OrderRun): Promise<string[]> {
+  const { orderId, generation } = run;
+  const found = await findOrder(deps.db, orderId);
+  if (!found) throw new AppError('not_found', `Order ${orderId} does not exist`);
+  // The steps judge by the generation's keys, so they are given the generation being undone.
+  const order = { ...found, generation };
   const undone: string[] = [];
   let firstFailure: unknown;
   for (const step of compensationOrder) {
     // No skipping of steps compensated before: an effect can land after an earlier run found nothing
     // (an authorization that was still in flight). Each compensation is idempotent, so re-running is safe.
     if (!step.compensate) continue;
-    if (!(await stepWasStarted(deps.db, orderId, step.name))) continue;
+    if (!(await stepWasStarted(deps.db, run, step.name))) continue;
     try {
       const detail = await step.compensate(deps, order);
       await recordCompensation(deps.db, {
         orderId,
+        generation,
         step: step.name,
         outcome: 'done',
         detail: detail ?? NOTHING_TO_UNDO,
@@ -33,7 +37,13 @@ export async function compensateOrder(deps: StepDeps, orderId: string): Promise<
     } catch (error) {
       const appError = toAppError(error);
       deps.log.error({ orderId, step: step.name, err: appError }, 'compensation failed');
-      await recordCompensation(deps.db, { orderId, step: step.name, outcome: 'failed', detail: appError.message });
+      await recordCompensation(deps.db, {
+        orderId,
+        generation,
+        step: step.name,
+        outcome: 'failed',
+        detail: appError.message,
+      });
       firstFailure ??= error;
     }
   }

@@ -6,7 +6,13 @@ import { startWorkers } from './start-workers.ts';
 const config = orExit(() => loadConfig());
 const log = createLogger(config.logLevel, 'worker');
 const deps = await createDeps(config, log);
-const workers = startWorkers(deps.redis, deps, deps.queues, { ...config.worker, prefix: config.redis.prefix });
+const workers = await startWorkers(deps.redis, deps, deps.queues, {
+  ...config.worker,
+  prefix: config.redis.prefix,
+  reconcileEveryMs: config.reconciler.everyMs,
+  stuckAfterMs: config.reconciler.stuckAfterMs,
+  retryPolicy: config.orderRetry,
+});
 log.info({ queues: config.worker.queues, concurrency: config.worker.concurrency }, 'worker started');
 
 // SIGTERM (docker stop, kubectl, systemd): stop taking jobs, let the ones in flight finish, then exit.

@@ -1,5 +1,6 @@
 import { AppError, toAppError } from '../domain/errors.ts';
 import { isTerminal, type OrderStatus } from '../domain/order-status.ts';
+import type { OrderRef } from '../queues/pipeline.ts';
 import type { Tx } from '../sql/database.ts';
 import { findOrder, lockOrder, touchOrder, transitionOrder } from '../sql/orders.ts';
 import { findStepOutput, finishAttempt, startAttempt } from '../sql/step-attempts.ts';
@@ -28,19 +29,22 @@ export class StepFailure extends Error {
 export async function runStep(
   step: Step,
   deps: StepDeps,
-  orderId: string,
+  ref: OrderRef,
   attempt: { worker: string; isLast: boolean },
 ): Promise<StepOutcome> {
   const { db } = deps;
-  const stored = await findStepOutput(db, orderId, step.name);
+  const { orderId } = ref;
+  const run = { orderId, generation: ref.generation };
+  const stored = await findStepOutput(db, run, step.name);
   if (stored !== undefined) return { state: 'done', output: stored };
   const order = await findOrder(db, orderId);
   if (!order) throw new StepFailure(new AppError('not_found', `Order ${orderId} does not exist`), true);
+  if (order.generation !== ref.generation) return { state: 'skipped', reason: `job of generation ${ref.generation}` };
   if (isTerminal(order.status)) return { state: 'skipped', reason: `order is ${order.status}` };
 
   const actor = `worker:${step.name}`;
   const attemptId = await db.transaction(async (tx) => {
-    const id = await startAttempt(tx, { orderId, step: step.name, worker: attempt.worker });
+    const id = await startAttempt(tx, { ...run, step: step.name, worker: attempt.worker });
     await moveTo(tx, orderId, step.startStatus, actor, `${step.name} started`);
     return id;
   });
@@ -53,7 +57,7 @@ export async function runStep(
       finish: (writes) =>
         db.transaction(async (tx) => {
           const status = await lockOrder(tx, orderId);
-          const earlier = await findStepOutput(tx, orderId, step.name);
+          const earlier = await findStepOutput(tx, run, step.name);
           if (earlier !== undefined) {
             await finishAttempt(tx, attemptId, {
               outcome: 'skipped',
@@ -69,13 +73,14 @@ export async function runStep(
           return result;
         }),
     });
-    if (endedMeanwhile) await compensateOrder(deps, orderId);
+    if (endedMeanwhile) await compensateOrder(deps, run);
     return { state: 'done', output };
   } catch (caught) {
     const error = classify(caught);
     const final = !error.retryable || attempt.isLast;
     await db.transaction(async (tx) => {
       await finishAttempt(tx, attemptId, { outcome: 'failed', errorCode: error.code, errorMessage: error.message });
+      await touchOrder(tx, orderId);
       if (!final) return;
       await transitionOrder(tx, {
         orderId,

@@ -1,29 +1,53 @@
 import { hostname } from 'node:os';
-import { Worker } from 'bullmq';
+import { type Processor, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { QueueName } from '../config/index.ts';
+import type { RetryPolicy } from '../domain/dead-letter-policy.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
-import { DEAD_LETTER_QUEUE } from '../queues/pipeline.ts';
+import { DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE } from '../queues/pipeline.ts';
 import { createDeadLetterProcessor } from './dead-letter.ts';
+import { createMaintenanceProcessor } from './maintenance.ts';
 import type { StepDeps } from './step.ts';
 import { createStepProcessor } from './step-processor.ts';
 import { steps } from './steps/index.ts';
 
-export type WorkerOptions = { queues: QueueName[]; concurrency: number; prefix: string };
+export type WorkerOptions = {
+  queues: QueueName[];
+  concurrency: number;
+  prefix: string;
+  reconcileEveryMs: number;
+  stuckAfterMs: number;
+  retryPolicy: RetryPolicy;
+};
+
+// Stalled jobs: a worker renews its lock every lockDuration/2; a job whose lock lapses (the process was
+// killed, or its event loop blocked) is moved back to waiting by another worker's stalled check and runs
+// again, which the step ledger makes safe. maxStalledCount 3 tolerates repeated kills of the same job
+// before BullMQ fails it on its own; the reconciler picks up any order left behind that way.
+const stalledJobSettings = { lockDuration: 30_000, stalledInterval: 30_000, maxStalledCount: 3 };
 
 /** One BullMQ Worker per configured queue, sharing the process's dependencies. */
-export function startWorkers(redis: Redis, deps: StepDeps, orderQueues: OrderQueues, options: WorkerOptions): Worker[] {
+export async function startWorkers(
+  redis: Redis,
+  deps: StepDeps,
+  orderQueues: OrderQueues,
+  options: WorkerOptions,
+): Promise<Worker[]> {
   const id = `${hostname()}:${process.pid}`;
+  if (options.queues.includes(MAINTENANCE_QUEUE)) await orderQueues.scheduleReconciler(options.reconcileEveryMs);
   return options.queues.map((name) => {
-    const processor =
+    const processor: Processor =
       name === DEAD_LETTER_QUEUE
-        ? createDeadLetterProcessor(deps)
-        : createStepProcessor(steps[name], deps, orderQueues, id);
+        ? createDeadLetterProcessor(deps, orderQueues, options.retryPolicy)
+        : name === MAINTENANCE_QUEUE
+          ? createMaintenanceProcessor(deps, orderQueues, options)
+          : createStepProcessor(steps[name], deps, orderQueues, id);
     const worker = new Worker(name, processor, {
       connection: redis,
       prefix: options.prefix,
-      concurrency: options.concurrency,
+      concurrency: name === MAINTENANCE_QUEUE ? 1 : options.concurrency,
       name: id,
+      ...stalledJobSettings,
     });
     worker.on('error', (err) => deps.log.error({ queue: name, err }, 'worker error'));
     return worker;

@@ -1,34 +1,52 @@
 import { type Job, UnrecoverableError } from 'bullmq';
+import { TransientError, toAppError } from '../domain/errors.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
-import type { StepJobData } from '../queues/pipeline.ts';
+import { type StepJobData, stepPolicies } from '../queues/pipeline.ts';
 import { runStep, StepFailure } from './run-step.ts';
 import type { Step, StepDeps } from './step.ts';
 
-/** Adapts a step to a BullMQ processor: attempts and dead letters are BullMQ's, the rest is the step's. */
+/**
+ * Adapts a step to a BullMQ processor. Retries and backoff are BullMQ's (the step's policy); a failure
+ * that is final (a business outcome, or the last attempt) goes to the dead-letter queue, and the job
+ * fails without retry. Anything else thrown (a bug, a malformed job) is retried like a transient error
+ * and dead-lettered after its last attempt, so a poison job never loops.
+ */
 export function createStepProcessor(step: Step, deps: StepDeps, queues: OrderQueues, worker: string) {
+  const policy = stepPolicies[step.name];
   return async (job: Job<StepJobData>) => {
-    const { orderId } = job.data;
-    const isLast = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const ref = job.data;
+    const attempt = job.attemptsMade + 1;
+    const isLast = attempt >= (job.opts.attempts ?? 1);
     try {
-      const outcome = await runStep(step, deps, orderId, { worker, isLast });
+      const outcome = await withTimeout(runStep(step, deps, ref, { worker, isLast }), policy.timeoutMs, step.name);
       // Validation is the one step outside the flow tree (see queues/flow.ts): it starts the rest.
-      if (step.name === 'validate' && outcome.state === 'done') await queues.addFulfilmentFlow(orderId);
+      if (step.name === 'validate' && outcome.state === 'done') await queues.addFulfilmentFlow(ref);
       return outcome;
-    } catch (error) {
-      if (!(error instanceof StepFailure)) throw error;
+    } catch (caught) {
+      const failure = caught instanceof StepFailure ? caught : new StepFailure(toAppError(caught), isLast);
       deps.log.warn(
-        { orderId, step: step.name, code: error.error.code, final: error.final, attempt: job.attemptsMade + 1 },
-        error.message,
+        { orderId: ref?.orderId, step: step.name, code: failure.error.code, final: failure.final, attempt },
+        failure.message,
       );
-      if (!error.final) throw error;
+      if (!failure.final) throw caught;
       await queues.addDeadLetter({
-        orderId,
+        orderId: String(ref?.orderId),
+        generation: Number(ref?.generation) || 0,
         step: step.name,
-        errorCode: error.error.code,
-        message: error.error.message,
-        attempts: job.attemptsMade + 1,
+        errorCode: failure.error.code,
+        message: failure.error.message,
+        attempts: attempt,
+        payload: job.data,
       });
-      throw new UnrecoverableError(error.message);
+      throw new UnrecoverableError(failure.message);
     }
   };
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, step: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TransientError('step_timeout', `${step} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -6,6 +6,7 @@ import type { StepName } from '../queues/pipeline.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Db, Tx } from '../sql/database.ts';
 import type { Order } from '../sql/orders.ts';
+import type { OrderRun } from '../sql/step-attempts.ts';
 
 // A pipeline step knows nothing of BullMQ. It does its external work (a provider call with an
 // idempotency key derived from the order), then calls `finish` with its database writes: the runner
@@ -34,7 +35,11 @@ export type Step<Output = unknown> = {
   compensate?(deps: StepDeps, order: Order): Promise<string | undefined>;
 };
 
-/** Idempotency key for a provider call that an order makes once (authorize, capture, ship…). */
-export function providerKey(orderId: string, operation: string): string {
-  return `order-${orderId}-${operation}`;
+/** Idempotency key for a provider call that an order makes once per generation (authorize, ship…). */
+export function providerKey(order: Pick<Order, 'id' | 'generation'>, operation: string): string {
+  return `order-${order.id}-g${order.generation}-${operation}`;
+}
+
+export function runOf(order: Pick<Order, 'id' | 'generation'>): OrderRun {
+  return { orderId: order.id, generation: order.generation };
 }

@@ -58,6 +58,12 @@ CREATE TABLE orders (
   payment_token     text NOT NULL,
   failure_reason    text,
   failed_step       text,
+  -- A retry after a failure that can pass (out of stock until restock) is a new generation: its steps,
+  -- stock movements and payment operations are new, keyed by generation, so nothing of the failed one
+  -- is mistaken for done.
+  generation        integer NOT NULL DEFAULT 1,
+  -- Bumped each time the reconciler re-enqueues the order, so its new jobs never collide with old ones.
+  enqueue_round     integer NOT NULL DEFAULT 0,
   created_at        timestamptz NOT NULL DEFAULT now(),
   updated_at        timestamptz NOT NULL DEFAULT now()
 );
@@ -99,6 +105,7 @@ CREATE TRIGGER order_history_append_only BEFORE UPDATE OR DELETE ON order_histor
 CREATE TABLE step_attempts (
   id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   order_id       uuid NOT NULL REFERENCES orders (id),
+  generation     integer NOT NULL,
   step           text NOT NULL,
   attempt        integer NOT NULL,
   worker         text NOT NULL,
@@ -111,7 +118,7 @@ CREATE TABLE step_attempts (
   output         jsonb
 );
 CREATE INDEX step_attempts_order ON step_attempts (order_id, id);
-CREATE UNIQUE INDEX step_attempts_one_success ON step_attempts (order_id, step) WHERE outcome = 'succeeded';
+CREATE UNIQUE INDEX step_attempts_one_success ON step_attempts (order_id, generation, step) WHERE outcome = 'succeeded';
 
 -- Every movement of stock, keyed so that the same order can reserve, release or ship a SKU only once.
 CREATE TABLE stock_movements (
@@ -119,19 +126,21 @@ CREATE TABLE stock_movements (
   sku         text NOT NULL,
   region      text NOT NULL,
   order_id    uuid REFERENCES orders (id),
+  generation  integer,
   kind        text NOT NULL CHECK (kind IN ('reserve', 'release', 'ship', 'unship', 'restock', 'adjust')),
   quantity    integer NOT NULL,
   created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   FOREIGN KEY (sku, region) REFERENCES inventory (sku, region)
 );
-CREATE UNIQUE INDEX stock_movements_once_per_order ON stock_movements (order_id, sku, region, kind)
+CREATE UNIQUE INDEX stock_movements_once_per_order ON stock_movements (order_id, generation, sku, region, kind)
   WHERE order_id IS NOT NULL;
 
--- Money movements at the gateway. The partial unique index is the "never two captures" guarantee on
--- our side; the gateway idempotency key is the guarantee on theirs.
+-- Money movements at the gateway. One capture per order, whatever the generation, is the "never two
+-- captures" guarantee on our side; the gateway idempotency key is the guarantee on theirs.
 CREATE TABLE payments (
   id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   order_id         uuid NOT NULL REFERENCES orders (id),
+  generation       integer NOT NULL,
   kind             text NOT NULL CHECK (kind IN ('authorization', 'capture', 'void', 'refund')),
   status           text NOT NULL,
   idempotency_key  text NOT NULL UNIQUE,
@@ -140,7 +149,8 @@ CREATE TABLE payments (
   decline_code     text,
   created_at       timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE UNIQUE INDEX payments_once_per_order ON payments (order_id, kind) WHERE kind <> 'refund';
+CREATE UNIQUE INDEX payments_one_capture_per_order ON payments (order_id) WHERE kind = 'capture';
+CREATE UNIQUE INDEX payments_once_per_generation ON payments (order_id, generation, kind) WHERE kind <> 'refund';
 
 CREATE TABLE shipments (
   id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -179,12 +189,38 @@ CREATE TABLE notifications (
 -- racing a failure) does nothing twice.
 CREATE TABLE compensations (
   order_id    uuid NOT NULL REFERENCES orders (id),
+  generation  integer NOT NULL,
   step        text NOT NULL,
   outcome     text NOT NULL CHECK (outcome IN ('done', 'failed')),
   detail      text,
   updated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
-  PRIMARY KEY (order_id, step)
+  PRIMARY KEY (order_id, generation, step)
 );
+
+-- Jobs that failed for good, for operators: what failed, why, and what was done about it. order_id is
+-- text, not a reference: a poison job may carry an id that is no order at all.
+CREATE TABLE dead_letters (
+  id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  order_id       text NOT NULL,
+  generation     integer NOT NULL,
+  step           text NOT NULL,
+  error_code     text NOT NULL,
+  error_message  text NOT NULL,
+  attempts       integer NOT NULL,
+  payload        jsonb NOT NULL,
+  -- retry_scheduled: the order will be retried (retry_at, tries so far in retries); parked: nothing will
+  -- happen without an operator; compensation_failed: undoing an effect keeps failing; then replayed or
+  -- discarded by an operator, or resolved when it needed nothing more.
+  status         text NOT NULL CHECK (status IN ('received', 'retry_scheduled', 'parked', 'compensation_failed',
+                   'resolved', 'replayed', 'discarded')),
+  retries        integer NOT NULL DEFAULT 0,
+  retry_at       timestamptz,
+  note           text,
+  created_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+  updated_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+  UNIQUE (order_id, generation, step)
+);
+CREATE INDEX dead_letters_open ON dead_letters (status, created_at);
 
 -- Idempotency-Key of POST requests, scoped to the API key that sent it.
 CREATE TABLE idempotency_keys (

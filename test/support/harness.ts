@@ -53,10 +53,13 @@ export async function startHarness(options: HarnessOptions = {}) {
   const workers: Worker[] =
     options.workers === false
       ? []
-      : startWorkers(deps.redis, deps, deps.queues, {
+      : await startWorkers(deps.redis, deps, deps.queues, {
           queues: config.worker.queues,
           concurrency: options.concurrency ?? 10,
           prefix: config.redis.prefix,
+          reconcileEveryMs: config.reconciler.everyMs,
+          stuckAfterMs: config.reconciler.stuckAfterMs,
+          retryPolicy: config.orderRetry,
         });
 
   const customerKey = keys.customers[0]!.apiKey;
@@ -95,9 +98,12 @@ export async function startHarness(options: HarnessOptions = {}) {
   async function waitForQuiet(timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      // The maintenance queue always holds the reconciler's next run (delayed); its other states count.
       const counts = await Promise.all(
-        Object.values(deps.queues.queues).map((q) =>
-          q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children'),
+        Object.entries(deps.queues.queues).map(([name, q]) =>
+          name === 'maintenance'
+            ? q.getJobCounts('waiting', 'active')
+            : q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children'),
         ),
       );
       const busy = counts.flatMap((c) => Object.values(c)).reduce((a, b) => a + b, 0);

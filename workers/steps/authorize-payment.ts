@@ -6,7 +6,7 @@ export const authorizePayment: Step<{ authorizationId: string }> = {
   name: 'authorize-payment',
   startStatus: 'PAYMENT_PROCESSING',
   async run({ db, gateway, order, finish }) {
-    const key = providerKey(order.id, 'authorize');
+    const key = providerKey(order, 'authorize');
     const amount = order.total_cents;
     const result = await gateway.authorize(
       { orderId: order.id, amount, currency: order.currency, token: order.payment_token },
@@ -15,6 +15,7 @@ export const authorizePayment: Step<{ authorizationId: string }> = {
     if (result.status === 'declined') {
       await recordPayment(db, {
         orderId: order.id,
+        generation: order.generation,
         kind: 'authorization',
         status: 'declined',
         idempotencyKey: key,
@@ -29,6 +30,7 @@ export const authorizePayment: Step<{ authorizationId: string }> = {
     return finish(async (tx) => {
       await recordPayment(tx, {
         orderId: order.id,
+        generation: order.generation,
         kind: 'authorization',
         status: 'authorized',
         idempotencyKey: key,
@@ -46,11 +48,12 @@ export const authorizePayment: Step<{ authorizationId: string }> = {
       (a) => a.status === 'authorized' && !a.voided && a.captured === 0,
     );
     for (const auth of held) {
-      const key = providerKey(order.id, `void-${auth.authorizationId}`);
+      const key = providerKey(order, `void-${auth.authorizationId}`);
       const result = await gateway.voidAuthorization(auth.authorizationId, key);
       if (result.status !== 'voided') continue;
       await recordPayment(db, {
         orderId: order.id,
+        generation: order.generation,
         kind: 'void',
         status: 'voided',
         idempotencyKey: key,

@@ -1,6 +1,6 @@
 import { shipStock, unshipStock } from '../../sql/inventory.ts';
 import { findShipment, markShipmentCancelled, recordShipment } from '../../sql/shipments.ts';
-import { providerKey, type Step } from '../step.ts';
+import { providerKey, runOf, type Step } from '../step.ts';
 
 export const createShipment: Step<{ trackingNumber: string; carrierShipmentId: string }> = {
   name: 'ship',
@@ -12,7 +12,7 @@ export const createShipment: Step<{ trackingNumber: string; carrierShipmentId: s
         address: order.shipping_address,
         parcels: order.items.map((i) => ({ sku: i.sku, quantity: i.quantity })),
       },
-      providerKey(order.id, 'shipment'),
+      providerKey(order, 'shipment'),
     );
     return finish(async (tx) => {
       await recordShipment(tx, {
@@ -23,7 +23,7 @@ export const createShipment: Step<{ trackingNumber: string; carrierShipmentId: s
         labelUrl: shipment.labelUrl,
         events: shipment.events,
       });
-      await shipStock(tx, order.id);
+      await shipStock(tx, runOf(order));
       return { trackingNumber: shipment.trackingNumber, carrierShipmentId: shipment.shipmentId };
     });
   },
@@ -31,10 +31,10 @@ export const createShipment: Step<{ trackingNumber: string; carrierShipmentId: s
   async compensate({ db, carrier }, order) {
     const shipment = await findShipment(db, order.id);
     if (!shipment || shipment.cancelled_at !== null) return undefined;
-    await carrier.cancelShipment(shipment.carrier_shipment_id, providerKey(order.id, 'cancel-shipment'));
+    await carrier.cancelShipment(shipment.carrier_shipment_id, providerKey(order, 'cancel-shipment'));
     await db.transaction(async (tx) => {
       await markShipmentCancelled(tx, order.id);
-      await unshipStock(tx, order.id);
+      await unshipStock(tx, runOf(order));
     });
     return `cancelled shipment ${shipment.tracking_number}`;
   },

@@ -1,0 +1,48 @@
+import type { ErrorCode } from './errors.ts';
+
+// What the dead-letter handler does with an order whose step failed for good, once its compensations
+// have run. Pure, so the whole table is tested beside it.
+
+export type DeadLetterDecision =
+  | { action: 'retry'; delayMs: number; note: string }
+  | { action: 'resolve'; note: string }
+  | { action: 'park'; note: string };
+
+export type RetryPolicy = { maxRetries: number; baseDelayMs: number };
+
+const PASSES_WITH_TIME: ReadonlySet<string> = new Set<ErrorCode>([
+  'out_of_stock',
+  'provider_unavailable',
+  'provider_timeout',
+  'database_unavailable',
+  'step_timeout',
+]);
+const FINAL_OUTCOMES: ReadonlySet<string> = new Set<ErrorCode>([
+  'payment_declined',
+  'invalid_order',
+  'address_undeliverable',
+  'order_not_active',
+]);
+
+export function decideDeadLetter(
+  failure: { errorCode: string; retries: number; captured: boolean },
+  policy: RetryPolicy,
+): DeadLetterDecision {
+  if (FINAL_OUTCOMES.has(failure.errorCode)) {
+    return { action: 'resolve', note: `a final business outcome (${failure.errorCode}); nothing to retry` };
+  }
+  if (PASSES_WITH_TIME.has(failure.errorCode)) {
+    // A retry re-runs the whole order, payment included: never for one that was charged.
+    if (failure.captured) return { action: 'park', note: 'the payment was captured; an operator must decide' };
+    if (failure.retries >= policy.maxRetries) {
+      return { action: 'park', note: `still ${failure.errorCode} after ${failure.retries} retries` };
+    }
+    const delayMs = policy.baseDelayMs * 2 ** failure.retries;
+    return {
+      action: 'retry',
+      delayMs,
+      note: `retry ${failure.retries + 1} of ${policy.maxRetries} in ${Math.round(delayMs / 1000)} s`,
+    };
+  }
+  return { action: 'park', note: `unclassified failure (${failure.errorCode}); parked for an operator` };
+}

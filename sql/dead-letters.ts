@@ -1,0 +1,81 @@
+import { z } from 'zod';
+import { type Db, sql, type Tx } from './database.ts';
+
+const deadLetterRow = z.object({
+  id: z.coerce.number(),
+  order_id: z.string(),
+  generation: z.number(),
+  step: z.string(),
+  error_code: z.string(),
+  error_message: z.string(),
+  attempts: z.number(),
+  status: z.enum(['received', 'retry_scheduled', 'parked', 'compensation_failed', 'resolved', 'replayed', 'discarded']),
+  retries: z.number(),
+  retry_at: z.number().nullable(),
+  note: z.string().nullable(),
+  created_at: z.number(),
+  updated_at: z.number(),
+});
+export type DeadLetter = z.infer<typeof deadLetterRow>;
+export type DeadLetterStatus = DeadLetter['status'];
+
+const columns = sql.fragment`id, order_id, generation, step, error_code, error_message, attempts, status, retries,
+  retry_at, note, created_at, updated_at`;
+
+/** Records a dead letter once per (order, generation, step); a redelivered job finds the existing row. */
+export async function recordDeadLetter(
+  db: Db,
+  d: {
+    orderId: string;
+    generation: number;
+    step: string;
+    errorCode: string;
+    message: string;
+    attempts: number;
+    payload: unknown;
+  },
+): Promise<DeadLetter> {
+  await db.query(sql.typeAlias('void')`
+    INSERT INTO dead_letters (order_id, generation, step, error_code, error_message, attempts, payload, status)
+    VALUES (${d.orderId}, ${d.generation}, ${d.step}, ${d.errorCode}, ${d.message}, ${d.attempts},
+            ${sql.jsonb((d.payload ?? null) as never)}, 'received')
+    ON CONFLICT (order_id, generation, step) DO NOTHING`);
+  return db.one(sql.type(deadLetterRow)`
+    SELECT ${columns} FROM dead_letters
+    WHERE order_id = ${d.orderId} AND generation = ${d.generation} AND step = ${d.step}`);
+}
+
+export async function findDeadLetter(db: Db | Tx, id: number): Promise<DeadLetter | null> {
+  return db.maybeOne(sql.type(deadLetterRow)`SELECT ${columns} FROM dead_letters WHERE id = ${id}`);
+}
+
+export async function listDeadLetters(
+  db: Db,
+  filter: { status?: DeadLetterStatus; limit: number; beforeId?: number },
+): Promise<readonly DeadLetter[]> {
+  return db.any(sql.type(deadLetterRow)`
+    SELECT ${columns} FROM dead_letters
+    WHERE ${filter.status ? sql.fragment`status = ${filter.status}` : sql.fragment`true`}
+      AND ${filter.beforeId ? sql.fragment`id < ${filter.beforeId}` : sql.fragment`true`}
+    ORDER BY id DESC LIMIT ${filter.limit}`);
+}
+
+/**
+ * Moves a dead letter to a new status, only from one of `from` (the guard that makes an operator's
+ * replay and a scheduled retry of the same dead letter exclusive). Returns whether it moved.
+ */
+export async function updateDeadLetter(
+  db: Db | Tx,
+  id: number,
+  from: readonly DeadLetterStatus[],
+  change: { status: DeadLetterStatus; note: string; retries?: number; retryAt?: Date | null },
+): Promise<boolean> {
+  const updated = await db.maybeOne(sql.type(z.object({ id: z.coerce.number() }))`
+    UPDATE dead_letters
+    SET status = ${change.status}, note = ${change.note}, updated_at = clock_timestamp(),
+        retries = ${change.retries ?? sql.fragment`retries`},
+        retry_at = ${change.retryAt === undefined ? sql.fragment`retry_at` : change.retryAt === null ? null : sql.timestamp(change.retryAt)}
+    WHERE id = ${id} AND status = ANY(${sql.array([...from], 'text')})
+    RETURNING id`);
+  return updated !== null;
+}
