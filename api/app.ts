@@ -9,6 +9,7 @@ import { findApiKey } from '../sql/api-keys.ts';
 import type { Db } from '../sql/database.ts';
 import { BULL_BOARD_PATH, mountBullBoard } from './admin.ts';
 import { apiKeyAuth, type Caller } from './auth.ts';
+import { deadLetterRoutes } from './dead-letters.ts';
 import { createErrorHandler, notFound } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { orderRoutes } from './orders.ts';
@@ -58,8 +59,8 @@ export function createApp(deps: AppDeps) {
   app.use('/orders/*', apiKeyAuth({ findKey }));
   app.use('/orders', apiKeyAuth({ findKey }));
   app.route('/orders', orderRoutes({ ...deps }));
-  app.use(`${BULL_BOARD_PATH}/*`, apiKeyAuth({ findKey, role: 'admin' }));
-  app.use(BULL_BOARD_PATH, apiKeyAuth({ findKey, role: 'admin' }));
+  app.use('/admin/*', apiKeyAuth({ findKey, role: 'admin' }));
+  app.route('/admin/dead-letters', deadLetterRoutes(deps));
   mountBullBoard(app as never, Object.values(deps.queues.queues));
 
   app.notFound(notFound);

@@ -1,6 +1,8 @@
 import { Hono } from 'hono';
+import { z } from 'zod';
 import { AppError, ValidationError } from '../domain/errors.ts';
 import type { AuthEnv } from './auth.ts';
+import { cancelOrder } from './cancel-order.ts';
 import { parseOrderRequest } from './order-request.ts';
 import { loadOrderView } from './order-view.ts';
 import { type PlaceOrderDeps, placeOrder } from './place-order.ts';
@@ -27,9 +29,7 @@ export function orderRoutes(deps: PlaceOrderDeps) {
   });
 
   app.get('/:id', async (c) => {
-    const id = c.req.param('id');
-    if (!uuid.test(id))
-      throw new ValidationError('Order id is not valid', [{ field: 'id', message: 'must be a UUID' }]);
+    const id = orderId(c.req.param('id'));
     const caller = c.get('caller');
     // Another customer's order is "not found", not "forbidden": its existence is not the caller's business.
     const view = await loadOrderView(deps.db, id, caller.role === 'customer' ? caller.customerId! : undefined);
@@ -37,5 +37,33 @@ export function orderRoutes(deps: PlaceOrderDeps) {
     return c.json(view);
   });
 
+  app.post('/:id/cancel', async (c) => {
+    const id = orderId(c.req.param('id'));
+    const text = await c.req.text();
+    let body: unknown = {};
+    try {
+      if (text) body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+    const parsed = cancelBody.safeParse(body);
+    if (!parsed.success) {
+      throw new ValidationError('The body is not valid', [
+        { field: 'reason', message: 'the body must be {} or {"reason": "<at most 500 characters>"}' },
+      ]);
+    }
+    const caller = c.get('caller');
+    const result = await cancelOrder(deps, caller, id, parsed.data.reason);
+    const view = await loadOrderView(deps.db, id, caller.role === 'customer' ? caller.customerId! : undefined);
+    return c.json({ ...view, alreadyCancelled: result.alreadyCancelled });
+  });
+
   return app;
+}
+
+const cancelBody = z.strictObject({ reason: z.string().trim().min(1).max(500).optional() });
+
+function orderId(raw: string): string {
+  if (!uuid.test(raw)) throw new ValidationError('Order id is not valid', [{ field: 'id', message: 'must be a UUID' }]);
+  return raw;
 }

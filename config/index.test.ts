@@ -35,6 +35,8 @@ describe('loadConfig', () => {
         ],
         concurrency: 10,
         shutdownTimeoutMs: 30_000,
+        healthPort: 0,
+        staleAfterMs: 300_000,
       },
       reconciler: { everyMs: 30_000, stuckAfterMs: 600_000 },
       orderRetry: { maxRetries: 3, baseDelayMs: 300_000 },

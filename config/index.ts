@@ -45,6 +45,8 @@ const schema = z.object({
     .pipe(z.array(z.enum(queueNames)).min(1)),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
   WORKER_SHUTDOWN_TIMEOUT_MS: ms.default(30_000),
+  WORKER_HEALTH_PORT: port.default(0),
+  WORKER_STALE_AFTER_MS: ms.default(5 * 60_000),
   RECONCILE_INTERVAL_MS: ms.default(30_000),
   RECONCILE_STUCK_AFTER_MS: ms.default(10 * 60_000),
   ORDER_RETRY_MAX: z.coerce.number().int().min(0).max(20).default(3),
@@ -65,7 +67,13 @@ export type Config = {
   http: { host: string; port: number; bodyLimitBytes: number };
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
   idempotency: { inFlightTimeoutMs: number };
-  worker: { queues: QueueName[]; concurrency: number; shutdownTimeoutMs: number };
+  worker: {
+    queues: QueueName[];
+    concurrency: number;
+    shutdownTimeoutMs: number;
+    healthPort: number;
+    staleAfterMs: number;
+  };
   reconciler: { everyMs: number; stuckAfterMs: number };
   orderRetry: { maxRetries: number; baseDelayMs: number };
   paymentGateway: { url: string; timeoutMs: number };
@@ -108,6 +116,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       queues: e.WORKER_QUEUES,
       concurrency: e.WORKER_CONCURRENCY,
       shutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT_MS,
+      healthPort: e.WORKER_HEALTH_PORT,
+      staleAfterMs: e.WORKER_STALE_AFTER_MS,
     },
     reconciler: { everyMs: e.RECONCILE_INTERVAL_MS, stuckAfterMs: e.RECONCILE_STUCK_AFTER_MS },
     orderRetry: { maxRetries: e.ORDER_RETRY_MAX, baseDelayMs: e.ORDER_RETRY_BASE_DELAY_MS },

@@ -1,6 +1,7 @@
 import { loadConfig, orExit } from '../config/index.ts';
 import { createDeps } from '../runtime/deps.ts';
 import { createLogger } from '../runtime/logger.ts';
+import { watchLiveness } from './liveness.ts';
 import { startWorkers } from './start-workers.ts';
 
 const config = orExit(() => loadConfig());
@@ -12,6 +13,10 @@ const workers = await startWorkers(deps.redis, deps, deps.queues, {
   reconcileEveryMs: config.reconciler.everyMs,
   stuckAfterMs: config.reconciler.stuckAfterMs,
   retryPolicy: config.orderRetry,
+});
+const liveness = watchLiveness(workers, deps.redis, {
+  staleAfterMs: config.worker.staleAfterMs,
+  port: config.worker.healthPort,
 });
 log.info({ queues: config.worker.queues, concurrency: config.worker.concurrency }, 'worker started');
 
@@ -27,6 +32,7 @@ async function shutdown(signal: string) {
     log.error('in-flight jobs did not finish in time; exiting');
     process.exit(1);
   }, config.worker.shutdownTimeoutMs);
+  liveness.server?.close();
   await Promise.all(workers.map((w) => w.close()));
   await deps.close();
   clearTimeout(timer);

@@ -1,0 +1,134 @@
+import { Job } from 'bullmq';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { AppError, ValidationError } from '../domain/errors.ts';
+import type { OrderQueues } from '../queues/order-queues.ts';
+import { DEAD_LETTER_QUEUE } from '../queues/pipeline.ts';
+import type { Db } from '../sql/database.ts';
+import { type DeadLetter, findDeadLetter, listDeadLetters, updateDeadLetter } from '../sql/dead-letters.ts';
+import { reopenFailedOrder } from '../sql/orders.ts';
+import { listPayments } from '../sql/payments.ts';
+import type { AuthEnv } from './auth.ts';
+import { fieldName } from './order-request.ts';
+
+const statuses = [
+  'received',
+  'retry_scheduled',
+  'parked',
+  'compensation_failed',
+  'resolved',
+  'replayed',
+  'discarded',
+] as const;
+const listQuery = z.strictObject({
+  status: z.enum(statuses).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  before: z.coerce.number().int().min(1).optional(),
+});
+const open = ['received', 'retry_scheduled', 'parked', 'compensation_failed', 'resolved'] as const;
+
+/** Operators' view of the dead letters: list them, replay one, discard one. Admin keys only. */
+export function deadLetterRoutes(deps: { db: Db; queues: OrderQueues }) {
+  const app = new Hono<AuthEnv>();
+
+  app.get('/', async (c) => {
+    const parsed = listQuery.safeParse(c.req.query());
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => ({ field: fieldName(i.path), message: i.message }));
+      throw new ValidationError('The query is not valid', problems);
+    }
+    const rows = await listDeadLetters(deps.db, {
+      status: parsed.data.status,
+      limit: parsed.data.limit,
+      beforeId: parsed.data.before,
+    });
+    const last = rows.at(-1);
+    return c.json({
+      deadLetters: rows.map(present),
+      next: rows.length === parsed.data.limit && last ? `?before=${last.id}` : null,
+    });
+  });
+
+  app.get('/:id', async (c) => c.json(present(await load(deps.db, c.req.param('id')))));
+
+  // Replay: a dead letter whose compensation kept failing gets its handling run again; any other whose
+  // order is FAILED gets the order retried as a new generation (never one that was captured).
+  app.post('/:id/replay', async (c) => {
+    const letter = await load(deps.db, c.req.param('id'));
+    const actor = `api:${c.get('caller').name}`;
+    if (letter.status === 'compensation_failed') {
+      const job = await Job.fromId(
+        deps.queues.queues[DEAD_LETTER_QUEUE],
+        `${letter.order_id}-g${letter.generation}-${letter.step}`,
+      );
+      if (!job)
+        throw new AppError('conflict', 'The dead-letter job is gone; the reconciler will retry the compensation');
+      await updateDeadLetter(deps.db, letter.id, ['compensation_failed'], {
+        status: 'received',
+        note: `compensation replayed by ${actor}`,
+      });
+      await job.retry('failed');
+      return c.json(present((await findDeadLetter(deps.db, letter.id))!), 202);
+    }
+    if ((await listPayments(deps.db, letter.order_id).catch(() => [])).some((p) => p.kind === 'capture')) {
+      throw new AppError('conflict', 'The order was charged; replaying it could charge again. Resolve it by hand.');
+    }
+    const generation = await deps.db.transaction(async (tx) => {
+      if (!(await updateDeadLetter(tx, letter.id, open, { status: 'replayed', note: `replayed by ${actor}` })))
+        return null;
+      return reopenFailedOrder(tx, {
+        orderId: letter.order_id,
+        generation: letter.generation,
+        actor,
+        reason: 'replayed from the dead letters',
+      });
+    });
+    if (generation === null) {
+      throw new AppError(
+        'conflict',
+        `Nothing to replay: the dead letter is ${letter.status} and its order is not the failed one`,
+      );
+    }
+    await deps.queues.enqueueOrder({ orderId: letter.order_id, generation, round: 0 });
+    return c.json({ ...present((await findDeadLetter(deps.db, letter.id))!), generation }, 202);
+  });
+
+  app.post('/:id/discard', async (c) => {
+    const letter = await load(deps.db, c.req.param('id'));
+    const note = `discarded by api:${c.get('caller').name}`;
+    if (!(await updateDeadLetter(deps.db, letter.id, open, { status: 'discarded', note, retryAt: null }))) {
+      throw new AppError('conflict', `The dead letter is already ${letter.status}`);
+    }
+    return c.json(present((await findDeadLetter(deps.db, letter.id))!));
+  });
+
+  return app;
+}
+
+async function load(db: Db, rawId: string): Promise<DeadLetter> {
+  const id = Number(rawId);
+  if (!Number.isSafeInteger(id) || id < 1)
+    throw new ValidationError('Dead letter id is not valid', [{ field: 'id', message: 'must be a positive integer' }]);
+  const letter = await findDeadLetter(db, id);
+  if (!letter) throw new AppError('not_found', `Dead letter ${id} not found`);
+  return letter;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function present(d: DeadLetter) {
+  return {
+    id: d.id,
+    orderId: d.order_id,
+    generation: d.generation,
+    step: d.step,
+    error: { code: d.error_code, message: d.error_message },
+    attempts: d.attempts,
+    status: d.status,
+    retries: d.retries,
+    retryAt: iso(d.retry_at),
+    note: d.note,
+    createdAt: iso(d.created_at),
+    updatedAt: iso(d.updated_at),
+  };
+}
