@@ -30,14 +30,14 @@ export type QueueMap = Record<StepName | typeof DEAD_LETTER_QUEUE | typeof MAINT
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Producers for the pipeline: what the API and the workers use to add jobs. */
-export function createOrderQueues(redis: Redis, prefix: string) {
+export function createOrderQueues(redis: Redis, prefix: string, onError: (error: Error) => void = () => {}) {
   const queues = Object.fromEntries(
     [...stepNames, DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE].map((name) => [
       name,
-      new Queue(name, { connection: redis, prefix }),
+      new Queue(name, { connection: redis, prefix }).on('error', onError),
     ]),
   ) as QueueMap;
-  const flows = new FlowProducer({ connection: redis, prefix });
+  const flows = new FlowProducer({ connection: redis, prefix }).on('error', onError);
   const maintenance = (data: MaintenanceJobData, opts: { jobId?: string; delay?: number } = {}) =>
     queues[MAINTENANCE_QUEUE].add(data.kind, data, {
       attempts: 10,

@@ -29,7 +29,9 @@ export async function createDeps(
   const db = await createDatabase(config.db);
   const redis = createRedis(config.redis.url, { failFast: options.failFastRedis });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-  const queues = createOrderQueues(redis, config.redis.prefix);
+  const queues = createOrderQueues(redis, config.redis.prefix, (err) =>
+    log.warn({ err: err.message }, 'queue connection error'),
+  );
   return {
     db,
     redis,

@@ -23,6 +23,8 @@ export type HarnessOptions = {
   workers?: boolean;
   concurrency?: number;
   env?: Record<string, string>;
+  /** Skip removing the queues at the end (their Redis is gone, or private to the test). */
+  keepQueues?: boolean;
 };
 
 /**
@@ -49,7 +51,10 @@ export async function startHarness(options: HarnessOptions = {}) {
   const log = createLogger(config.logLevel, 'test');
   const deps: Deps = await createDeps(config, log);
   const keys: DemoKeys = await seedDemo(config.db.url);
-  const app = createApp({ ...deps, bodyLimitBytes: config.http.bodyLimitBytes, idempotencyStaleAfterMs: 60_000 });
+  // The API gets its own fail-fast Redis connection, as api/server.ts does, so a request does not wait
+  // for a Redis that is down.
+  const apiDeps: Deps = await createDeps(config, log, { failFastRedis: true });
+  const app = createApp({ ...apiDeps, bodyLimitBytes: config.http.bodyLimitBytes, idempotencyStaleAfterMs: 60_000 });
   const workers: Worker[] =
     options.workers === false
       ? []
@@ -115,6 +120,8 @@ export async function startHarness(options: HarnessOptions = {}) {
 
   return {
     app,
+    apiDeps,
+    workers,
     waitForQuiet,
     deps,
     config,
@@ -130,7 +137,10 @@ export async function startHarness(options: HarnessOptions = {}) {
     setStock: (sku: string, region: string, available: number) => setAvailable(deps.db, sku, region, available),
     async close() {
       await Promise.all(workers.map((w) => w.close()));
-      await Promise.all(Object.values(deps.queues.queues).map((q) => q.obliterate({ force: true })));
+      if (options.keepQueues !== true) {
+        await Promise.all(Object.values(deps.queues.queues).map((q) => q.obliterate({ force: true })));
+      }
+      await apiDeps.close();
       await deps.close();
       await sandbox.close();
       await adminQuery(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
