@@ -11,6 +11,7 @@ const stockRow = z.object({
   reserved: z.number(),
   shipped: z.number(),
   restock_date: z.string().nullable(),
+  updated_at: z.number(),
 });
 export type StockLevel = z.infer<typeof stockRow>;
 
@@ -18,23 +19,55 @@ export type StockLine = { sku: string; quantity: number };
 
 export async function getStockLevels(db: Db | Tx, region: string, skus: readonly string[]): Promise<StockLevel[]> {
   const rows = await db.any(sql.type(stockRow)`
-    SELECT sku, region, on_hand, available, reserved, shipped, restock_date::text
+    SELECT sku, region, on_hand, available, reserved, shipped, restock_date::text, updated_at
     FROM inventory WHERE region = ${region} AND sku = ANY(${sql.array([...skus], 'text')})`);
   return [...rows];
 }
 
-// Each movement is recorded once per order and generation (unique index), and the inventory row only changes when the
-// movement row was new: running the same reservation, release or shipment twice changes nothing.
-async function recordMovement(
-  tx: Tx,
-  m: OrderRun & { region: string; sku: string; kind: 'reserve' | 'release' | 'ship' | 'unship'; quantity: number },
-): Promise<boolean> {
-  const inserted = await tx.maybeOne(sql.type(z.object({ id: z.coerce.number() }))`
-    INSERT INTO stock_movements (order_id, generation, sku, region, kind, quantity)
-    VALUES (${m.orderId}, ${m.generation}, ${m.sku}, ${m.region}, ${m.kind}, ${m.quantity})
-    ON CONFLICT (order_id, generation, sku, region, kind) WHERE order_id IS NOT NULL DO NOTHING
-    RETURNING id`);
-  return inserted !== null;
+type OrderMovement = 'reserve' | 'release' | 'ship' | 'unship';
+type Movement = { sku: string; region: string; quantity: number } & (
+  | { kind: OrderMovement; run: OrderRun }
+  | { kind: 'restock' | 'adjust'; run?: undefined }
+);
+
+// How each kind of movement changes the counts. The WHERE of the reservation is what makes oversell
+// impossible; the CHECKs on the table back it up for every other kind.
+const changes = {
+  reserve: (q: number) => sql.fragment`available = available - ${q}, reserved = reserved + ${q}`,
+  release: (q: number) => sql.fragment`available = available + ${q}, reserved = reserved - ${q}`,
+  ship: (q: number) => sql.fragment`reserved = reserved - ${q}, shipped = shipped + ${q}`,
+  unship: (q: number) => sql.fragment`shipped = shipped - ${q}, reserved = reserved + ${q}`,
+  restock: (q: number) => sql.fragment`on_hand = on_hand + ${q}, available = available + ${q}`,
+  adjust: (q: number) => sql.fragment`on_hand = on_hand + ${q}, available = available + ${q}`,
+};
+
+/**
+ * One stock change and its movement row (the inventory event), in the caller's transaction. The
+ * inventory row is locked first, so an order's movement is applied once (it is looked for under the
+ * lock) and the movements of one SKU get ids in commit order. Returns 'short' when a reservation finds
+ * too little stock, 'done' when the order's movement already exists.
+ */
+async function moveStock(tx: Tx, m: Movement): Promise<'moved' | 'done' | 'short'> {
+  const locked = await tx.maybeOne(sql.type(z.object({ available: z.number() }))`
+    SELECT available FROM inventory WHERE sku = ${m.sku} AND region = ${m.region} FOR UPDATE`);
+  if (!locked) return 'short';
+  if (m.run) {
+    const exists = await tx.exists(sql.type(z.object({ exists: z.boolean() }))`
+      SELECT 1 FROM stock_movements WHERE order_id = ${m.run.orderId} AND generation = ${m.run.generation}
+        AND sku = ${m.sku} AND region = ${m.region} AND kind = ${m.kind}`);
+    if (exists) return 'done';
+  }
+  const guard = m.kind === 'reserve' ? sql.fragment`AND available >= ${m.quantity}` : sql.fragment``;
+  const availableAfter = await tx.maybeOneFirst(sql.type(z.object({ available: z.number() }))`
+    UPDATE inventory SET ${changes[m.kind](m.quantity)}, updated_at = now()
+    WHERE sku = ${m.sku} AND region = ${m.region} ${guard}
+    RETURNING available`);
+  if (availableAfter === null) return 'short';
+  await tx.query(sql.typeAlias('void')`
+    INSERT INTO stock_movements (order_id, generation, sku, region, kind, quantity, available_after)
+    VALUES (${m.run?.orderId ?? null}, ${m.run?.generation ?? null}, ${m.sku}, ${m.region}, ${m.kind},
+            ${m.quantity}, ${availableAfter})`);
+  return 'moved';
 }
 
 /**
@@ -43,15 +76,10 @@ async function recordMovement(
  */
 export async function reserveStock(tx: Tx, run: OrderRun, region: string, lines: readonly StockLine[]): Promise<void> {
   const short: Array<{ sku: string; requested: number }> = [];
-  for (const line of lines) {
-    if (!(await recordMovement(tx, { ...run, region, sku: line.sku, quantity: line.quantity, kind: 'reserve' })))
-      continue;
-    const updated = await tx.maybeOne(sql.type(z.object({ sku: z.string() }))`
-      UPDATE inventory SET available = available - ${line.quantity}, reserved = reserved + ${line.quantity},
-             updated_at = now()
-      WHERE sku = ${line.sku} AND region = ${region} AND available >= ${line.quantity}
-      RETURNING sku`);
-    if (!updated) short.push({ sku: line.sku, requested: line.quantity });
+  // Lines in SKU order, so two orders locking the same rows cannot deadlock.
+  for (const line of [...lines].sort((a, b) => (a.sku < b.sku ? -1 : 1))) {
+    const result = await moveStock(tx, { kind: 'reserve', run, region, sku: line.sku, quantity: line.quantity });
+    if (result === 'short') short.push({ sku: line.sku, requested: line.quantity });
   }
   if (short.length > 0) {
     throw new BusinessError('out_of_stock', `Not enough stock for ${short.map((s) => s.sku).join(', ')}`, short);
@@ -64,55 +92,44 @@ export async function releaseStock(tx: Tx, run: OrderRun): Promise<number> {
   for (const m of await movements(tx, run, 'reserve')) {
     const shipped = (await hasMovement(tx, run, m.sku, 'ship')) && !(await hasMovement(tx, run, m.sku, 'unship'));
     if (shipped) continue;
-    if (!(await recordMovement(tx, { ...run, ...m, kind: 'release' }))) continue;
-    await tx.query(sql.typeAlias('void')`
-      UPDATE inventory SET available = available + ${m.quantity}, reserved = reserved - ${m.quantity}, updated_at = now()
-      WHERE sku = ${m.sku} AND region = ${m.region}`);
-    released += 1;
+    if ((await moveStock(tx, { kind: 'release', run, ...m })) === 'moved') released += 1;
   }
   return released;
 }
 
 /** Moves the order's reserved units to shipped. */
 export async function shipStock(tx: Tx, run: OrderRun): Promise<void> {
-  for (const m of await movements(tx, run, 'reserve')) {
-    if (!(await recordMovement(tx, { ...run, ...m, kind: 'ship' }))) continue;
-    await tx.query(sql.typeAlias('void')`
-      UPDATE inventory SET reserved = reserved - ${m.quantity}, shipped = shipped + ${m.quantity}, updated_at = now()
-      WHERE sku = ${m.sku} AND region = ${m.region}`);
-  }
+  for (const m of await movements(tx, run, 'reserve')) await moveStock(tx, { kind: 'ship', run, ...m });
 }
 
 /** A cancelled shipment puts its units back among the reserved ones (releaseStock then frees them). */
 export async function unshipStock(tx: Tx, run: OrderRun): Promise<void> {
-  for (const m of await movements(tx, run, 'ship')) {
-    if (!(await recordMovement(tx, { ...run, ...m, kind: 'unship' }))) continue;
+  for (const m of await movements(tx, run, 'ship')) await moveStock(tx, { kind: 'unship', run, ...m });
+}
+
+/** Goods received: adds to on hand and available, and records when the next delivery is due. */
+export async function restockStock(
+  tx: Tx,
+  r: { sku: string; region: string; quantity: number; nextRestockDate?: string | null },
+): Promise<'moved' | 'short'> {
+  const result = await moveStock(tx, { kind: 'restock', sku: r.sku, region: r.region, quantity: r.quantity });
+  if (result === 'moved' && r.nextRestockDate !== undefined) {
     await tx.query(sql.typeAlias('void')`
-      UPDATE inventory SET shipped = shipped - ${m.quantity}, reserved = reserved + ${m.quantity}, updated_at = now()
-      WHERE sku = ${m.sku} AND region = ${m.region}`);
+      UPDATE inventory SET restock_date = ${r.nextRestockDate}::date WHERE sku = ${r.sku} AND region = ${r.region}`);
   }
+  return result === 'moved' ? 'moved' : 'short';
 }
 
-async function movements(tx: Tx, run: OrderRun, kind: string) {
-  return tx.any(sql.type(z.object({ sku: z.string(), region: z.string(), quantity: z.number() }))`
-    SELECT sku, region, quantity FROM stock_movements
-    WHERE order_id = ${run.orderId} AND generation = ${run.generation} AND kind = ${kind} ORDER BY sku`);
-}
-
-async function hasMovement(tx: Tx, run: OrderRun, sku: string, kind: string): Promise<boolean> {
-  return tx.exists(sql.type(z.object({ exists: z.boolean() }))`
-    SELECT 1 FROM stock_movements
-    WHERE order_id = ${run.orderId} AND generation = ${run.generation} AND sku = ${sku} AND kind = ${kind}`);
-}
-
-/** A stock adjustment: sets what is available, keeping on_hand = available + reserved + shipped. */
+/** A stock adjustment (a count, breakage): sets what is available; on_hand follows. */
 export async function setAvailable(db: Db | Tx, sku: string, region: string, available: number): Promise<void> {
-  await db.query(sql.typeAlias('void')`
-    INSERT INTO inventory (sku, region, on_hand, available)
-    VALUES (${sku}, ${region}, ${available}, ${available})
-    ON CONFLICT (sku, region) DO UPDATE
-    SET on_hand = inventory.reserved + inventory.shipped + EXCLUDED.available,
-        available = EXCLUDED.available, updated_at = now()`);
+  const apply = async (tx: Tx) => {
+    await addStockIfMissing(tx, sku, region, 0);
+    const current = await tx.oneFirst(sql.type(z.object({ available: z.number() }))`
+      SELECT available FROM inventory WHERE sku = ${sku} AND region = ${region} FOR UPDATE`);
+    if (current !== available) await moveStock(tx, { kind: 'adjust', sku, region, quantity: available - current });
+  };
+  // In a transaction already, this nests as a savepoint.
+  await db.transaction(apply);
 }
 
 /** Creates the stock row of a SKU in a region unless it exists (demo seed). */
@@ -120,4 +137,16 @@ export async function addStockIfMissing(db: Db | Tx, sku: string, region: string
   await db.query(sql.typeAlias('void')`
     INSERT INTO inventory (sku, region, on_hand, available) VALUES (${sku}, ${region}, ${available}, ${available})
     ON CONFLICT (sku, region) DO NOTHING`);
+}
+
+async function movements(tx: Tx, run: OrderRun, kind: OrderMovement) {
+  return tx.any(sql.type(z.object({ sku: z.string(), region: z.string(), quantity: z.number() }))`
+    SELECT sku, region, quantity FROM stock_movements
+    WHERE order_id = ${run.orderId} AND generation = ${run.generation} AND kind = ${kind} ORDER BY sku`);
+}
+
+async function hasMovement(tx: Tx, run: OrderRun, sku: string, kind: OrderMovement): Promise<boolean> {
+  return tx.exists(sql.type(z.object({ exists: z.boolean() }))`
+    SELECT 1 FROM stock_movements
+    WHERE order_id = ${run.orderId} AND generation = ${run.generation} AND sku = ${sku} AND kind = ${kind}`);
 }
