@@ -40,6 +40,28 @@ describe('loadConfig', () => {
       },
       reconciler: { everyMs: 30_000, stuckAfterMs: 600_000 },
       orderRetry: { maxRetries: 3, baseDelayMs: 300_000 },
+      namespace: 'orderflow',
+      cache: {
+        ttlMs: {
+          placed: 3_600_000,
+          status: 300_000,
+          tracking: 900_000,
+          stock: 60_000,
+          hotStock: 5_000,
+          recentOrders: 30_000,
+        },
+        staleRetentionMs: 86_400_000,
+        dbReadBudgetMs: 500,
+        lowStockThreshold: 5,
+      },
+      flashSale: {
+        port: 3002,
+        rateWindowMs: 60_000,
+        hotRatePerMinute: 30,
+        hotStock: 20,
+        coolDownMs: 60_000,
+        purchaseLimit: 2,
+      },
       paymentGateway: { url: 'http://127.0.0.1:4001', timeoutMs: 10_000 },
       carrier: { url: 'http://127.0.0.1:4002', timeoutMs: 5_000 },
     });

@@ -51,6 +51,25 @@ const schema = z.object({
   RECONCILE_STUCK_AFTER_MS: ms.default(10 * 60_000),
   ORDER_RETRY_MAX: z.coerce.number().int().min(0).max(20).default(3),
   ORDER_RETRY_BASE_DELAY_MS: ms.default(5 * 60_000),
+  REDIS_NAMESPACE: z
+    .string()
+    .regex(/^[a-zA-Z0-9_-]+$/)
+    .default('orderflow'),
+  CACHE_TTL_PLACED_MS: ms.default(60 * 60_000),
+  CACHE_TTL_STATUS_MS: ms.default(5 * 60_000),
+  CACHE_TTL_TRACKING_MS: ms.default(15 * 60_000),
+  CACHE_TTL_STOCK_MS: ms.default(60_000),
+  CACHE_TTL_HOT_STOCK_MS: ms.default(5_000),
+  CACHE_TTL_RECENT_ORDERS_MS: ms.default(30_000),
+  CACHE_STALE_RETENTION_MS: ms.default(24 * 60 * 60_000),
+  DB_READ_BUDGET_MS: ms.default(500),
+  LOW_STOCK_THRESHOLD: z.coerce.number().int().min(0).default(5),
+  FLASH_SALE_PORT: port.default(3002),
+  FLASH_SALE_RATE_WINDOW_MS: ms.default(60_000),
+  FLASH_SALE_HOT_RATE_PER_MIN: z.coerce.number().min(0).default(30),
+  FLASH_SALE_HOT_STOCK: z.coerce.number().int().min(0).default(20),
+  FLASH_SALE_COOL_DOWN_MS: ms.default(60_000),
+  FLASH_SALE_PURCHASE_LIMIT: z.coerce.number().int().min(1).default(2),
   PAYMENT_GATEWAY_URL: url.default('http://127.0.0.1:4001'),
   PAYMENT_TIMEOUT_MS: ms.default(10_000),
   CARRIER_URL: url.default('http://127.0.0.1:4002'),
@@ -76,6 +95,22 @@ export type Config = {
   };
   reconciler: { everyMs: number; stuckAfterMs: number };
   orderRetry: { maxRetries: number; baseDelayMs: number };
+  /** Names every Redis key that is not a queue: cache, inventory stream, hot SKUs. */
+  namespace: string;
+  cache: {
+    ttlMs: { placed: number; status: number; tracking: number; stock: number; hotStock: number; recentOrders: number };
+    staleRetentionMs: number;
+    dbReadBudgetMs: number;
+    lowStockThreshold: number;
+  };
+  flashSale: {
+    port: number;
+    rateWindowMs: number;
+    hotRatePerMinute: number;
+    hotStock: number;
+    coolDownMs: number;
+    purchaseLimit: number;
+  };
   paymentGateway: { url: string; timeoutMs: number };
   carrier: { url: string; timeoutMs: number };
 };
@@ -121,6 +156,28 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     reconciler: { everyMs: e.RECONCILE_INTERVAL_MS, stuckAfterMs: e.RECONCILE_STUCK_AFTER_MS },
     orderRetry: { maxRetries: e.ORDER_RETRY_MAX, baseDelayMs: e.ORDER_RETRY_BASE_DELAY_MS },
+    namespace: e.REDIS_NAMESPACE,
+    cache: {
+      ttlMs: {
+        placed: e.CACHE_TTL_PLACED_MS,
+        status: e.CACHE_TTL_STATUS_MS,
+        tracking: e.CACHE_TTL_TRACKING_MS,
+        stock: e.CACHE_TTL_STOCK_MS,
+        hotStock: e.CACHE_TTL_HOT_STOCK_MS,
+        recentOrders: e.CACHE_TTL_RECENT_ORDERS_MS,
+      },
+      staleRetentionMs: e.CACHE_STALE_RETENTION_MS,
+      dbReadBudgetMs: e.DB_READ_BUDGET_MS,
+      lowStockThreshold: e.LOW_STOCK_THRESHOLD,
+    },
+    flashSale: {
+      port: e.FLASH_SALE_PORT,
+      rateWindowMs: e.FLASH_SALE_RATE_WINDOW_MS,
+      hotRatePerMinute: e.FLASH_SALE_HOT_RATE_PER_MIN,
+      hotStock: e.FLASH_SALE_HOT_STOCK,
+      coolDownMs: e.FLASH_SALE_COOL_DOWN_MS,
+      purchaseLimit: e.FLASH_SALE_PURCHASE_LIMIT,
+    },
     paymentGateway: { url: e.PAYMENT_GATEWAY_URL, timeoutMs: e.PAYMENT_TIMEOUT_MS },
     carrier: { url: e.CARRIER_URL, timeoutMs: e.CARRIER_TIMEOUT_MS },
   };
