@@ -1,26 +1,25 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
-import type { Redis } from 'ioredis';
 import { AppError } from '../domain/errors.ts';
-import type { OrderQueues } from '../queues/order-queues.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { Deps } from '../runtime/deps.ts';
 import { findApiKey } from '../sql/api-keys.ts';
-import type { Db } from '../sql/database.ts';
 import { BULL_BOARD_PATH, mountBullBoard } from './admin.ts';
+import { adminInventoryRoutes } from './admin-inventory.ts';
 import { apiKeyAuth, type Caller } from './auth.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
 import { createErrorHandler, notFound } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { orderRoutes } from './orders.ts';
+import { readRoutes } from './read-routes.ts';
 
-export type AppDeps = {
-  db: Db;
-  redis: Redis;
-  queues: OrderQueues;
-  log: Logger;
+export type AppDeps = Pick<
+  Deps,
+  'db' | 'redis' | 'queues' | 'log' | 'registry' | 'keys' | 'cache' | 'orders' | 'stock' | 'invalidateOrder'
+> & {
   bodyLimitBytes: number;
   idempotencyStaleAfterMs: number;
+  recentOrdersTtlMs: number;
 };
 
 /** The HTTP API. Opens no port: `api/server.ts` serves it, tests call `app.request()`. */
@@ -56,11 +55,15 @@ export function createApp(deps: AppDeps) {
   );
 
   app.route('/', healthRoutes(deps));
-  app.use('/orders/*', apiKeyAuth({ findKey }));
-  app.use('/orders', apiKeyAuth({ findKey }));
-  app.route('/orders', orderRoutes({ ...deps }));
+  app.get('/metrics', async (c) =>
+    c.text(await deps.registry.metrics(), 200, { 'content-type': deps.registry.contentType }),
+  );
+  for (const path of ['/orders', '/orders/*', '/customers/*', '/inventory/*']) app.use(path, apiKeyAuth({ findKey }));
+  app.route('/orders', orderRoutes(deps));
+  app.route('/', readRoutes(deps));
   app.use('/admin/*', apiKeyAuth({ findKey, role: 'admin' }));
   app.route('/admin/dead-letters', deadLetterRoutes(deps));
+  app.route('/admin', adminInventoryRoutes(deps));
   mountBullBoard(app as never, Object.values(deps.queues.queues));
 
   app.notFound(notFound);

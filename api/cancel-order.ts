@@ -16,7 +16,12 @@ export type CancelResult = { orderId: string; alreadyCancelled: boolean };
  * the reconciler finds the cancelled order with effects left in place and undoes them.
  */
 export async function cancelOrder(
-  deps: { db: Db; queues: OrderQueues; log: Logger },
+  deps: {
+    db: Db;
+    queues: OrderQueues;
+    log: Logger;
+    invalidateOrder(orderId: string, customerId?: string): Promise<void>;
+  },
   caller: Caller,
   orderId: string,
   reason: string | undefined,
@@ -26,7 +31,8 @@ export async function cancelOrder(
     const order = await findOrder(tx, orderId, customer);
     if (!order) throw new AppError('not_found', `Order ${orderId} not found`);
     const status = await lockOrder(tx, orderId);
-    if (status === 'CANCELLED') return { alreadyCancelled: true, generation: order.generation };
+    if (status === 'CANCELLED')
+      return { alreadyCancelled: true, generation: order.generation, customerId: order.customer_id };
     if (isTerminal(status)) {
       throw new AppError('conflict', `The order is ${status}; only an order in progress can be cancelled`, {
         details: { status },
@@ -43,8 +49,9 @@ export async function cancelOrder(
       actor: `api:${caller.name}`,
       reason: reason ?? `cancelled by ${caller.role}`,
     });
-    return { alreadyCancelled: false, generation: order.generation };
+    return { alreadyCancelled: false, generation: order.generation, customerId: order.customer_id };
   });
+  await deps.invalidateOrder(orderId, outcome.customerId);
   if (!outcome.alreadyCancelled) {
     try {
       await deps.queues.compensateLater(orderId, outcome.generation);

@@ -28,7 +28,11 @@ const listQuery = z.strictObject({
 const open = ['received', 'retry_scheduled', 'parked', 'compensation_failed', 'resolved'] as const;
 
 /** Operators' view of the dead letters: list them, replay one, discard one. Admin keys only. */
-export function deadLetterRoutes(deps: { db: Db; queues: OrderQueues }) {
+export function deadLetterRoutes(deps: {
+  db: Db;
+  queues: OrderQueues;
+  invalidateOrder(orderId: string, customerId?: string): Promise<void>;
+}) {
   const app = new Hono<AuthEnv>();
 
   app.get('/', async (c) => {
@@ -89,6 +93,7 @@ export function deadLetterRoutes(deps: { db: Db; queues: OrderQueues }) {
         `Nothing to replay: the dead letter is ${letter.status} and its order is not the failed one`,
       );
     }
+    await deps.invalidateOrder(letter.order_id);
     await deps.queues.enqueueOrder({ orderId: letter.order_id, generation, round: 0 });
     return c.json({ ...present((await findDeadLetter(deps.db, letter.id))!), generation }, 202);
   });

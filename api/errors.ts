@@ -17,6 +17,7 @@ const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   payment_declined: 422,
   out_of_stock: 422,
   invalid_order: 422,
+  purchase_limit_exceeded: 422,
   address_undeliverable: 422,
   provider_rejected: 502,
   provider_unavailable: 503,

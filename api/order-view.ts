@@ -1,28 +1,21 @@
+import type { OrderFieldGroup } from '../cache/keys.ts';
+import { AppError } from '../domain/errors.ts';
 import { listCompensations } from '../sql/compensations.ts';
 import type { Db } from '../sql/database.ts';
 import { listNotifications } from '../sql/notifications.ts';
-import { findOrder, listHistory } from '../sql/orders.ts';
+import { findOrder, listHistory, type Order } from '../sql/orders.ts';
 import { listPayments, type Payment } from '../sql/payments.ts';
 import { findShipment } from '../sql/shipments.ts';
 import { listAttempts } from '../sql/step-attempts.ts';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-/** Everything known about an order, for GET /orders/{id}; null when the caller may not see it. */
-export async function loadOrderView(db: Db, orderId: string, customerId?: string) {
-  const order = await findOrder(db, orderId, customerId);
-  if (!order) return null;
-  const [history, attempts, payments, shipment, notifications, compensations] = await Promise.all([
-    listHistory(db, orderId),
-    listAttempts(db, orderId),
-    listPayments(db, orderId),
-    findShipment(db, orderId),
-    listNotifications(db, orderId),
-    listCompensations(db, orderId),
-  ]);
+// GET /orders/{id} is three groups of fields that change at different rates and are cached apart:
+// what was placed (never changes), where it stands (every step), and tracking (the carrier).
+
+function placedFields(order: Order) {
   return {
     id: order.id,
-    status: order.status,
     customerId: order.customer_id,
     region: order.region,
     currency: order.currency,
@@ -36,8 +29,22 @@ export async function loadOrderView(db: Db, orderId: string, customerId?: string
       finalSale: i.final_sale,
     })),
     shippingAddress: order.shipping_address,
-    failure: order.failure_reason ? { reason: order.failure_reason, step: order.failed_step } : null,
     createdAt: iso(order.created_at),
+  };
+}
+
+async function statusFields(db: Db, order: Order) {
+  const [history, attempts, payments, notifications, compensations] = await Promise.all([
+    listHistory(db, order.id),
+    listAttempts(db, order.id),
+    listPayments(db, order.id),
+    listNotifications(db, order.id),
+    listCompensations(db, order.id),
+  ]);
+  return {
+    status: order.status,
+    failure: order.failure_reason ? { reason: order.failure_reason, step: order.failed_step } : null,
+    generation: order.generation,
     updatedAt: iso(order.updated_at),
     history: history.map((h) => ({
       from: h.from_status,
@@ -47,6 +54,7 @@ export async function loadOrderView(db: Db, orderId: string, customerId?: string
       at: iso(h.at),
     })),
     timeline: attempts.map((a) => ({
+      generation: a.generation,
       step: a.step,
       attempt: a.attempt,
       worker: a.worker,
@@ -59,6 +67,7 @@ export async function loadOrderView(db: Db, orderId: string, customerId?: string
     payment: {
       state: paymentState(payments),
       operations: payments.map((p) => ({
+        generation: p.generation,
         kind: p.kind,
         status: p.status,
         amountCents: p.amount_cents,
@@ -66,13 +75,6 @@ export async function loadOrderView(db: Db, orderId: string, customerId?: string
         declineCode: p.decline_code,
         at: iso(p.created_at),
       })),
-    },
-    shipment: shipment && {
-      carrier: shipment.carrier,
-      trackingNumber: shipment.tracking_number,
-      labelUrl: shipment.label_url,
-      status: shipment.status,
-      events: shipment.events.map((e) => ({ status: e.status, description: e.description, at: iso(e.at) })),
     },
     notifications: notifications.map((n) => ({
       kind: n.kind,
@@ -85,11 +87,57 @@ export async function loadOrderView(db: Db, orderId: string, customerId?: string
   };
 }
 
+async function trackingFields(db: Db, orderId: string) {
+  const shipment = await findShipment(db, orderId);
+  return {
+    shipment: shipment && {
+      carrier: shipment.carrier,
+      trackingNumber: shipment.tracking_number,
+      labelUrl: shipment.label_url,
+      status: shipment.status,
+      events: shipment.events.map((e) => ({ status: e.status, description: e.description, at: iso(e.at) })),
+    },
+  };
+}
+
+export type OrderGroups = {
+  placed?: ReturnType<typeof placedFields>;
+  status?: Awaited<ReturnType<typeof statusFields>>;
+  tracking?: Awaited<ReturnType<typeof trackingFields>>;
+};
+
+/** Loads the asked groups from PostgreSQL; throws not_found when the order does not exist. */
+export async function loadOrderGroups(
+  db: Db,
+  orderId: string,
+  groups: readonly OrderFieldGroup[],
+): Promise<OrderGroups> {
+  const result: OrderGroups = {};
+  if (groups.includes('placed') || groups.includes('status')) {
+    const order = await findOrder(db, orderId);
+    if (!order) throw new AppError('not_found', `Order ${orderId} not found`);
+    if (groups.includes('placed')) result.placed = placedFields(order);
+    if (groups.includes('status')) result.status = await statusFields(db, order);
+  }
+  if (groups.includes('tracking')) result.tracking = await trackingFields(db, orderId);
+  return result;
+}
+
+/** Everything about an order straight from PostgreSQL (for answers to writes); null if the caller may not see it. */
+export async function loadOrderView(db: Db, orderId: string, customerId?: string) {
+  const groups = await loadOrderGroups(db, orderId, ['placed', 'status', 'tracking']).catch((error) => {
+    if (error instanceof AppError && error.code === 'not_found') return null;
+    throw error;
+  });
+  if (!groups?.placed || (customerId !== undefined && groups.placed.customerId !== customerId)) return null;
+  return { ...groups.placed, ...groups.status, ...groups.tracking };
+}
+
 function paymentState(payments: readonly Payment[]): string {
   const has = (kind: Payment['kind']) => payments.some((p) => p.kind === kind);
   if (has('refund')) return 'refunded';
   if (has('capture')) return 'captured';
   if (has('void')) return 'voided';
-  const auth = payments.find((p) => p.kind === 'authorization');
+  const auth = payments.findLast((p) => p.kind === 'authorization');
   return auth ? auth.status : 'none';
 }

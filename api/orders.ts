@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { AppError, ValidationError } from '../domain/errors.ts';
+import { ValidationError } from '../domain/errors.ts';
 import type { AuthEnv } from './auth.ts';
 import { cancelOrder } from './cancel-order.ts';
 import { parseOrderRequest } from './order-request.ts';
@@ -26,15 +26,6 @@ export function orderRoutes(deps: PlaceOrderDeps) {
     c.header('Location', result.body.links.self);
     if (result.replayed) c.header('Idempotent-Replayed', 'true');
     return c.json(result.body, result.status as 201);
-  });
-
-  app.get('/:id', async (c) => {
-    const id = orderId(c.req.param('id'));
-    const caller = c.get('caller');
-    // Another customer's order is "not found", not "forbidden": its existence is not the caller's business.
-    const view = await loadOrderView(deps.db, id, caller.role === 'customer' ? caller.customerId! : undefined);
-    if (!view) throw new AppError('not_found', `Order ${id} not found`);
-    return c.json(view);
   });
 
   app.post('/:id/cancel', async (c) => {

@@ -1,17 +1,28 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { AppError, ValidationError } from '../domain/errors.ts';
+import type { Redis } from 'ioredis';
+import type { HotSku, RedisKeys } from '../cache/keys.ts';
+import { findHotSku } from '../cache/stock-reader.ts';
+import { AppError, BusinessError, ValidationError } from '../domain/errors.ts';
 import { priceOrder } from '../domain/pricing.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { findCatalogItems } from '../sql/catalog.ts';
-import type { Db } from '../sql/database.ts';
+import type { Db, Tx } from '../sql/database.ts';
 import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
 import { getStockLevels } from '../sql/inventory.ts';
-import { insertOrder } from '../sql/orders.ts';
+import { insertOrder, lockCustomerSku, unitsOrderedSince } from '../sql/orders.ts';
 import type { Caller } from './auth.ts';
 import type { OrderRequest } from './order-request.ts';
 
-export type PlaceOrderDeps = { db: Db; queues: OrderQueues; log: Logger; idempotencyStaleAfterMs: number };
+export type PlaceOrderDeps = {
+  db: Db;
+  redis: Redis;
+  keys: RedisKeys;
+  queues: OrderQueues;
+  log: Logger;
+  idempotencyStaleAfterMs: number;
+  invalidateOrder(orderId: string, customerId?: string): Promise<void>;
+};
 export type PlaceOrderResult = { status: number; body: OrderAccepted; replayed: boolean };
 export type OrderAccepted = {
   id: string;
@@ -46,6 +57,16 @@ export async function placeOrder(
       : [{ field: `items[${i}].sku`, message: `"${item.sku}" is not sold in region "${request.region}"` }],
   );
   if (unsold.length > 0) throw new ValidationError('Some items are not sold in this region', unsold);
+
+  // Without Redis there is no hot list: the order is still taken (it is durable in PostgreSQL), without
+  // purchase limits, rather than refused.
+  const hotness = await Promise.all(
+    request.items.map((item) => findHotSku(deps.redis, deps.keys, request.region, item.sku)),
+  ).catch((error) => {
+    deps.log.warn({ err: (error as Error).message }, 'hot SKUs unknown (Redis unavailable); purchase limits skipped');
+    return request.items.map(() => null);
+  });
+  const hot = hotness.flatMap((h, i) => (h ? [{ hot: h, quantity: request.items[i]!.quantity }] : []));
 
   const keyRef = idempotencyKey ? { apiKeyId: caller.apiKeyId, key: idempotencyKey } : undefined;
   if (keyRef) {
@@ -86,6 +107,7 @@ export async function placeOrder(
   };
   try {
     await deps.db.transaction(async (tx) => {
+      await enforcePurchaseLimits(tx, customerId, request.region, hot);
       await insertOrder(
         tx,
         {
@@ -106,6 +128,7 @@ export async function placeOrder(
     if (keyRef) await releaseIdempotencyKey(deps.db, keyRef).catch(() => {});
     throw error;
   }
+  await deps.invalidateOrder(id, customerId);
   try {
     await deps.queues.enqueueOrder({ orderId: id, generation: 1, round: 0 });
   } catch (error) {
@@ -115,6 +138,28 @@ export async function placeOrder(
     );
   }
   return { status: 201, body, replayed: false };
+}
+
+// While a SKU is hot, each customer may buy at most its purchase limit since it turned hot. Counted in
+// PostgreSQL under a per-customer, per-SKU lock, in the transaction that stores the order: two
+// concurrent checkouts by one customer cannot both slip under the limit.
+async function enforcePurchaseLimits(
+  tx: Tx,
+  customerId: string,
+  region: string,
+  hot: ReadonlyArray<{ hot: HotSku; quantity: number }>,
+): Promise<void> {
+  for (const { hot: sku, quantity } of hot) {
+    await lockCustomerSku(tx, customerId, sku.sku, region);
+    const bought = await unitsOrderedSince(tx, { customerId, sku: sku.sku, region, since: new Date(sku.since) });
+    if (bought + quantity > sku.purchaseLimit) {
+      throw new BusinessError(
+        'purchase_limit_exceeded',
+        `${sku.sku} is limited to ${sku.purchaseLimit} per customer during this sale; you have ${bought} already`,
+        { sku: sku.sku, limit: sku.purchaseLimit, alreadyOrdered: bought, requested: quantity },
+      );
+    }
+  }
 }
 
 function resolveCustomer(caller: Caller, requested: string | undefined): string {

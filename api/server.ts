@@ -13,6 +13,7 @@ const app = createApp({
   ...deps,
   bodyLimitBytes: config.http.bodyLimitBytes,
   idempotencyStaleAfterMs: config.idempotency.inFlightTimeoutMs,
+  recentOrdersTtlMs: config.cache.ttlMs.recentOrders,
 });
 
 const server = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, (info) => {

@@ -5,12 +5,11 @@ export type OrderFieldGroup = 'placed' | 'status' | 'tracking';
 
 export function redisKeys(namespace: string) {
   return {
-    /** Fresh cache entry; expires with its TTL. Its `:stale` twin keeps the last value for outages. */
-    order: (orderId: string, group: OrderFieldGroup) => `${namespace}:cache:order:${orderId}:${group}`,
-    stock: (region: string, sku: string) => `${namespace}:cache:stock:${region}:${sku}`,
-    recentOrders: (customerId: string) => `${namespace}:cache:recent:${customerId}`,
-    stale: (key: string) => `${key}:stale`,
-    fillLock: (key: string) => `${key}:fill`,
+    // Cache entries. cache/read-through.ts derives `<key>:stale`, `:ver` and `:fill` from each; the
+    // braces are a hash tag, so on Redis Cluster they share a slot with their key (its scripts need that).
+    order: (orderId: string, group: OrderFieldGroup) => `${namespace}:cache:{order:${orderId}:${group}}`,
+    stock: (region: string, sku: string) => `${namespace}:cache:{stock:${region}:${sku}}`,
+    recentOrders: (customerId: string) => `${namespace}:cache:{recent:${customerId}}`,
     /** The stream the outbox relay publishes inventory events to. */
     inventoryEvents: `${namespace}:inventory-events`,
     /** Hash of the SKUs the controller has decided are hot: field `${region}:${sku}` → HotSku JSON. */

@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'invalid_order'
   | 'address_undeliverable'
   | 'order_not_active'
+  | 'purchase_limit_exceeded'
   // a provider answered with something we did not expect (permanent, needs a human)
   | 'provider_rejected'
   // transient trouble (retried with backoff; 503 at the API)
@@ -60,7 +61,13 @@ export class ValidationError extends AppError {
 /** A business rule ends the order: declined card, no stock, undeliverable address. Never retried. */
 export class BusinessError extends AppError {
   constructor(
-    code: 'payment_declined' | 'out_of_stock' | 'invalid_order' | 'address_undeliverable' | 'order_not_active',
+    code:
+      | 'payment_declined'
+      | 'out_of_stock'
+      | 'invalid_order'
+      | 'address_undeliverable'
+      | 'order_not_active'
+      | 'purchase_limit_exceeded',
     message: string,
     details?: ErrorDetails,
   ) {

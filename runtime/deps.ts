@@ -1,4 +1,10 @@
 import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { type RedisKeys, redisKeys } from '../cache/keys.ts';
+import { createCacheMetrics } from '../cache/metrics.ts';
+import { createOrderReader, type OrderReader } from '../cache/order-reader.ts';
+import { createReadThrough, type ReadThrough } from '../cache/read-through.ts';
+import { createStockReader, type StockReader } from '../cache/stock-reader.ts';
 import type { Config } from '../config/index.ts';
 import { type Carrier, createCarrierClient } from '../providers/carrier.ts';
 import { createLogMailer, type Mailer } from '../providers/mailer.ts';
@@ -18,6 +24,13 @@ export type Deps = {
   carrier: Carrier;
   mailer: Mailer;
   log: Logger;
+  registry: Registry;
+  keys: RedisKeys;
+  cache: ReadThrough;
+  orders: OrderReader;
+  stock: StockReader;
+  /** After a committed change to an order: its cached status, tracking and the customer's list go. */
+  invalidateOrder(orderId: string, customerId?: string): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -32,10 +45,28 @@ export async function createDeps(
   const queues = createOrderQueues(redis, config.redis.prefix, (err) =>
     log.warn({ err: err.message }, 'queue connection error'),
   );
+  const registry = new Registry();
+  const keys = redisKeys(config.namespace);
+  const cache = createReadThrough(redis, {
+    budgetMs: config.cache.dbReadBudgetMs,
+    staleRetentionMs: config.cache.staleRetentionMs,
+    metrics: createCacheMetrics(registry),
+  });
+  const orders = createOrderReader(db, cache, keys, config.cache.ttlMs);
   return {
     db,
     redis,
     queues,
+    registry,
+    keys,
+    cache,
+    orders,
+    stock: createStockReader(db, redis, cache, keys, config.cache),
+    // A lost invalidation is bounded by the TTLs; it must never fail the change that caused it.
+    invalidateOrder: (orderId, customerId) =>
+      orders
+        .invalidate(orderId, customerId)
+        .catch((err) => log.warn({ orderId, err: err.message }, 'cache invalidation failed')),
     gateway: createPaymentGatewayClient(config.paymentGateway),
     carrier: createCarrierClient(config.carrier),
     mailer: createLogMailer(log),

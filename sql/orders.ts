@@ -145,3 +145,48 @@ export async function reopenFailedOrder(
   return tx.oneFirst(sql.type(z.object({ generation: z.number() }))`
     UPDATE orders SET generation = generation + 1, enqueue_round = 0 WHERE id = ${r.orderId} RETURNING generation`);
 }
+
+const summaryRow = z.object({
+  id: z.string(),
+  status: z.enum(orderStatuses),
+  currency: z.string(),
+  total_cents: z.number(),
+  items: z.number(),
+  created_at: z.number(),
+});
+export type OrderSummary = z.infer<typeof summaryRow>;
+
+/** A customer's orders, newest first; `before` continues after the last order of a previous page. */
+export async function listRecentOrders(
+  db: Db,
+  customerId: string,
+  limit: number,
+  before?: { createdAt: number; id: string },
+): Promise<readonly OrderSummary[]> {
+  const after = before
+    ? sql.fragment`AND (o.created_at, o.id) < (${sql.timestamp(new Date(before.createdAt))}, ${before.id})`
+    : sql.fragment``;
+  return db.any(sql.type(summaryRow)`
+    SELECT o.id::text, o.status, o.currency, o.total_cents, o.created_at,
+           (SELECT coalesce(sum(quantity), 0)::int FROM order_items i WHERE i.order_id = o.id) AS items
+    FROM orders o WHERE o.customer_id = ${customerId} ${after}
+    ORDER BY o.created_at DESC, o.id DESC LIMIT ${limit}`);
+}
+
+/** Serialises one customer's orders of one SKU in a region, for the purchase-limit check. */
+export async function lockCustomerSku(tx: Tx, customerId: string, sku: string, region: string): Promise<void> {
+  await tx.query(sql.type(z.object({ locked: z.number() }))`
+    SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock(hashtext(${`${customerId}|${sku}|${region}`}))) AS l`);
+}
+
+/** Units of a SKU this customer ordered in a region since a moment, orders that did not fail or cancel. */
+export async function unitsOrderedSince(
+  db: Db | Tx,
+  q: { customerId: string; sku: string; region: string; since: Date },
+): Promise<number> {
+  return db.oneFirst(sql.type(z.object({ units: z.number() }))`
+    SELECT coalesce(sum(i.quantity), 0)::int AS units
+    FROM order_items i JOIN orders o ON o.id = i.order_id
+    WHERE o.customer_id = ${q.customerId} AND i.sku = ${q.sku} AND o.region = ${q.region}
+      AND o.created_at >= ${sql.timestamp(q.since)} AND o.status NOT IN ('FAILED', 'CANCELLED')`);
+}

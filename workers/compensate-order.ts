@@ -47,6 +47,7 @@ export async function compensateOrder(deps: StepDeps, run: OrderRun): Promise<st
       firstFailure ??= error;
     }
   }
+  await deps.invalidateOrder(orderId, order.customer_id);
   if (firstFailure) throw firstFailure;
   return undone;
 }

@@ -65,6 +65,7 @@ export function createDeadLetterProcessor(deps: StepDeps, queues: OrderQueues, r
         note: decision.note,
       });
     }
+    await deps.invalidateOrder(order.id, order.customer_id);
     deps.log.info({ orderId: order.id, step: data.step, code: data.errorCode, decision }, 'dead letter handled');
     return decision;
   };

@@ -107,6 +107,7 @@ async function retryOrder(deps: StepDeps, queues: OrderQueues, policy: RetryPoli
     });
   });
   if (generation === null) return { skipped: 'already handled' };
+  await deps.invalidateOrder(order.id, order.customer_id);
   await queues.enqueueOrder({ orderId: order.id, generation, round: 0 });
   return { reopened: generation };
 }

@@ -43,11 +43,13 @@ export async function runStep(
   if (isTerminal(order.status)) return { state: 'skipped', reason: `order is ${order.status}` };
 
   const actor = `worker:${step.name}`;
+  const invalidate = () => deps.invalidateOrder(orderId, order.customer_id);
   const attemptId = await db.transaction(async (tx) => {
     const id = await startAttempt(tx, { ...run, step: step.name, worker: attempt.worker });
     await moveTo(tx, orderId, step.startStatus, actor, `${step.name} started`);
     return id;
   });
+  await invalidate();
 
   let endedMeanwhile = false;
   try {
@@ -73,6 +75,7 @@ export async function runStep(
           return result;
         }),
     });
+    await invalidate();
     if (endedMeanwhile) await compensateOrder(deps, run);
     return { state: 'done', output };
   } catch (caught) {
@@ -90,6 +93,7 @@ export async function runStep(
         failure: { reason: error.code, step: step.name },
       });
     });
+    await invalidate();
     throw new StepFailure(error, final);
   }
 }

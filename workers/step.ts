@@ -13,7 +13,15 @@ import type { OrderRun } from '../sql/step-attempts.ts';
 // runs them in one transaction together with the step's ledger row and the order's status change, so a
 // retry after a crash finds the step done and returns its stored output instead of doing it again.
 
-export type StepDeps = { db: Db; gateway: PaymentGateway; carrier: Carrier; mailer: Mailer; log: Logger };
+export type StepDeps = {
+  db: Db;
+  gateway: PaymentGateway;
+  carrier: Carrier;
+  mailer: Mailer;
+  log: Logger;
+  /** Called after each committed change to an order (see runtime/deps.ts). */
+  invalidateOrder(orderId: string, customerId?: string): Promise<void>;
+};
 
 export type StepContext = StepDeps & {
   order: Order;

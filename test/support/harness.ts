@@ -41,6 +41,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     DATABASE_URL: databaseUrl(dbName),
     REDIS_URL: redisUrl,
     QUEUE_PREFIX: `{oft-${suffix}}`,
+    REDIS_NAMESPACE: `oft-${suffix}`,
     PAYMENT_GATEWAY_URL: sandbox.gateway.url,
     CARRIER_URL: sandbox.carrier.url,
     DB_POOL_SIZE: '20',
@@ -54,7 +55,12 @@ export async function startHarness(options: HarnessOptions = {}) {
   // The API gets its own fail-fast Redis connection, as api/server.ts does, so a request does not wait
   // for a Redis that is down.
   const apiDeps: Deps = await createDeps(config, log, { failFastRedis: true });
-  const app = createApp({ ...apiDeps, bodyLimitBytes: config.http.bodyLimitBytes, idempotencyStaleAfterMs: 60_000 });
+  const app = createApp({
+    ...apiDeps,
+    bodyLimitBytes: config.http.bodyLimitBytes,
+    idempotencyStaleAfterMs: 60_000,
+    recentOrdersTtlMs: config.cache.ttlMs.recentOrders,
+  });
   const workers: Worker[] =
     options.workers === false
       ? []
@@ -139,6 +145,7 @@ export async function startHarness(options: HarnessOptions = {}) {
       await Promise.all(workers.map((w) => w.close()));
       if (options.keepQueues !== true) {
         await Promise.all(Object.values(deps.queues.queues).map((q) => q.obliterate({ force: true })));
+        await deleteKeys(deps.redis, `${config.namespace}:*`);
       }
       await apiDeps.close();
       await deps.close();
@@ -146,6 +153,15 @@ export async function startHarness(options: HarnessOptions = {}) {
       await adminQuery(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
     },
   };
+}
+
+async function deleteKeys(redis: Deps['redis'], pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    if (keys.length > 0) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
 }
 
 export function orderBody(

@@ -1,0 +1,123 @@
+import { Hono } from 'hono';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { HotSku, RedisKeys } from '../cache/keys.ts';
+import type { ReadThrough } from '../cache/read-through.ts';
+import { AppError, ValidationError } from '../domain/errors.ts';
+import type { Db } from '../sql/database.ts';
+import { createFlashSale, endFlashSale, type FlashSale, listFlashSales } from '../sql/flash-sales.ts';
+import { getStockLevels, restockStock, setAvailable } from '../sql/inventory.ts';
+import type { AuthEnv } from './auth.ts';
+import { fieldName } from './order-request.ts';
+
+const region = z.string().trim().min(1).max(32);
+const restockBody = z.strictObject({
+  region,
+  quantity: z.int().min(1).max(1_000_000),
+  nextRestockDate: z.iso.date().nullable().optional(),
+});
+const adjustBody = z.strictObject({ region, available: z.int().min(0).max(1_000_000) });
+const saleBody = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200),
+    region,
+    skus: z.array(z.string().trim().min(1).max(64)).min(1).max(100),
+    startsAt: z.iso.datetime({ offset: true }),
+    endsAt: z.iso.datetime({ offset: true }),
+    purchaseLimit: z.int().min(1).max(1000).optional(),
+  })
+  .refine((s) => Date.parse(s.endsAt) > Date.parse(s.startsAt), { path: ['endsAt'], message: 'must be after startsAt' })
+  .refine((s) => Date.parse(s.endsAt) > Date.now(), { path: ['endsAt'], message: 'must be in the future' });
+
+/** Operators' stock and sale controls: restock, adjust, declare and end flash sales, see hot SKUs. */
+export function adminInventoryRoutes(deps: { db: Db; redis: Redis; keys: RedisKeys; cache: ReadThrough }) {
+  const app = new Hono<AuthEnv>();
+
+  app.post('/inventory/:sku/restock', async (c) => {
+    const sku = c.req.param('sku');
+    const body = parseBody(restockBody, await c.req.json().catch(() => null));
+    const result = await deps.db.transaction((tx) => restockStock(tx, { sku, ...body, region: body.region }));
+    if (result !== 'moved') throw new AppError('not_found', `SKU ${sku} is not stocked in region ${body.region}`);
+    return c.json(await stockAfterChange(sku, body.region));
+  });
+
+  app.post('/inventory/:sku/adjust', async (c) => {
+    const sku = c.req.param('sku');
+    const body = parseBody(adjustBody, await c.req.json().catch(() => null));
+    if ((await getStockLevels(deps.db, body.region, [sku])).length === 0) {
+      throw new AppError('not_found', `SKU ${sku} is not stocked in region ${body.region}`);
+    }
+    await setAvailable(deps.db, sku, body.region, body.available);
+    return c.json(await stockAfterChange(sku, body.region));
+  });
+
+  app.post('/flash-sales', async (c) => {
+    const body = parseBody(saleBody, await c.req.json().catch(() => null));
+    const stocked = new Set((await getStockLevels(deps.db, body.region, body.skus)).map((l) => l.sku));
+    const unknown = body.skus.flatMap((sku, i) =>
+      stocked.has(sku) ? [] : [{ field: `skus[${i}]`, message: `"${sku}" is not sold in region ${body.region}` }],
+    );
+    if (unknown.length > 0) throw new ValidationError('Some SKUs are not sold in this region', unknown);
+    const sale = await createFlashSale(deps.db, {
+      name: body.name,
+      region: body.region,
+      skus: [...new Set(body.skus)],
+      startsAt: new Date(body.startsAt),
+      endsAt: new Date(body.endsAt),
+      purchaseLimit: body.purchaseLimit ?? null,
+    });
+    return c.json(presentSale(sale), 201);
+  });
+
+  app.get('/flash-sales', async (c) => c.json({ flashSales: (await listFlashSales(deps.db, 100)).map(presentSale) }));
+
+  app.post('/flash-sales/:id/end', async (c) => {
+    const id = Number(c.req.param('id'));
+    if (!Number.isSafeInteger(id) || id < 1)
+      throw new ValidationError('Flash sale id is not valid', [{ field: 'id', message: 'must be a positive integer' }]);
+    const sale = await endFlashSale(deps.db, id);
+    if (!sale) throw new AppError('conflict', `Flash sale ${id} does not exist or has ended already`);
+    return c.json(presentSale(sale));
+  });
+
+  app.get('/hot-skus', async (c) => {
+    const all = await deps.redis.hgetall(deps.keys.hotSkus);
+    return c.json({ hotSkus: Object.values(all).map((raw) => JSON.parse(raw) as HotSku) });
+  });
+
+  // An operator's change shows at once: the fresh cached copy goes (the controller does the same for
+  // hot SKUs on every change; other SKUs otherwise rely on their TTL).
+  async function stockAfterChange(sku: string, regionName: string) {
+    await deps.cache.invalidate([deps.keys.stock(regionName, sku)]);
+    const [level] = await getStockLevels(deps.db, regionName, [sku]);
+    return level;
+  }
+
+  return app;
+}
+
+function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.flatMap((i) =>
+    i.code === 'unrecognized_keys'
+      ? i.keys.map((k) => ({ field: fieldName([...i.path, k]), message: 'is not a known field' }))
+      : [{ field: fieldName(i.path), message: i.message }],
+  );
+  throw new ValidationError('The body is not valid', problems);
+}
+
+function presentSale(s: FlashSale) {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    id: s.id,
+    name: s.name,
+    region: s.region,
+    skus: s.skus,
+    startsAt: iso(s.starts_at),
+    endsAt: iso(s.ends_at),
+    purchaseLimit: s.purchase_limit,
+    endedAt: iso(s.ended_at),
+    createdAt: iso(s.created_at),
+  };
+}

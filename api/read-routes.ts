@@ -1,0 +1,132 @@
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { RedisKeys } from '../cache/keys.ts';
+import type { OrderReader } from '../cache/order-reader.ts';
+import type { ReadThrough } from '../cache/read-through.ts';
+import type { StockReader } from '../cache/stock-reader.ts';
+import { AppError, ValidationError } from '../domain/errors.ts';
+import type { Db } from '../sql/database.ts';
+import { listRecentOrders, type OrderSummary } from '../sql/orders.ts';
+import type { AuthEnv, Caller } from './auth.ts';
+import { fieldName } from './order-request.ts';
+
+export type ReadDeps = {
+  db: Db;
+  cache: ReadThrough;
+  keys: RedisKeys;
+  orders: OrderReader;
+  stock: StockReader;
+  recentOrdersTtlMs: number;
+};
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const FIRST_PAGE = 50;
+
+/** The read tools of SPEC §3: get_order_status, get_recent_orders, check_stock, through the cache. */
+export function readRoutes(deps: ReadDeps) {
+  const app = new Hono<AuthEnv>();
+
+  app.get('/orders/:id', async (c) => {
+    const id = c.req.param('id');
+    if (!uuid.test(id))
+      throw new ValidationError('Order id is not valid', [{ field: 'id', message: 'must be a UUID' }]);
+    const read = await deps.orders.read(id);
+    // Another customer's order is "not found", not "forbidden": its existence is not the caller's business.
+    if (!mayRead(c.get('caller'), read.placed.value.customerId))
+      throw new AppError('not_found', `Order ${id} not found`);
+    const groups = ['placed', 'status', 'tracking'] as const;
+    const freshness = Object.fromEntries(
+      groups.map((g) => [
+        g,
+        { asOf: new Date(read[g].asOf).toISOString(), ageMs: read[g].ageMs, source: read[g].source },
+      ]),
+    );
+    const staleFields = groups.filter((g) => read[g].source === 'stale');
+    return c.json({
+      ...read.placed.value,
+      ...read.status.value,
+      ...read.tracking.value,
+      freshness,
+      stale: staleFields.length > 0,
+      staleFields,
+    });
+  });
+
+  app.get('/customers/:id/orders', async (c) => {
+    const customerId = c.req.param('id');
+    if (!mayRead(c.get('caller'), customerId)) throw new AppError('not_found', `Customer ${customerId} not found`);
+    const query = parseQuery(recentQuery, c.req.query());
+    const cursor = query.before ? decodeCursor(query.before) : undefined;
+    let orders: readonly OrderSummary[];
+    let freshness = { asOf: new Date().toISOString(), ageMs: 0, source: 'database' as string };
+    if (cursor || query.limit > FIRST_PAGE) {
+      orders = await listRecentOrders(deps.db, customerId, query.limit, cursor);
+    } else {
+      const page = await deps.cache.read(
+        'recent-orders',
+        deps.keys.recentOrders(customerId),
+        deps.recentOrdersTtlMs,
+        () => listRecentOrders(deps.db, customerId, FIRST_PAGE),
+      );
+      orders = page.value.slice(0, query.limit);
+      freshness = { asOf: new Date(page.asOf).toISOString(), ageMs: page.ageMs, source: page.source };
+    }
+    const last = orders.at(-1);
+    return c.json({
+      orders: orders.map((o) => ({
+        id: o.id,
+        status: o.status,
+        currency: o.currency,
+        totalCents: o.total_cents,
+        items: o.items,
+        createdAt: new Date(o.created_at).toISOString(),
+        links: { self: `/orders/${o.id}` },
+      })),
+      next: orders.length === query.limit && last ? encodeCursor(last) : null,
+      ...freshness,
+      stale: freshness.source === 'stale',
+    });
+  });
+
+  app.get('/inventory/:sku', async (c) => {
+    const query = parseQuery(stockQuery, c.req.query());
+    return c.json(await deps.stock.read(c.req.param('sku'), query.region));
+  });
+
+  return app;
+}
+
+const recentQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(10),
+  before: z.string().min(1).max(200).optional(),
+});
+const stockQuery = z.strictObject({ region: z.string().trim().min(1, 'is required, e.g. ?region=eu').max(32) });
+
+function mayRead(caller: Caller, customerId: string): boolean {
+  return caller.role === 'admin' || caller.customerId === customerId;
+}
+
+function parseQuery<T extends z.ZodType>(schema: T, query: Record<string, string>): z.infer<T> {
+  const parsed = schema.safeParse(query);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.flatMap((i) =>
+    i.code === 'unrecognized_keys'
+      ? i.keys.map((k) => ({ field: k, message: 'is not a known parameter' }))
+      : [{ field: fieldName(i.path), message: i.message }],
+  );
+  throw new ValidationError('The query is not valid', problems);
+}
+
+function encodeCursor(o: OrderSummary): string {
+  return Buffer.from(JSON.stringify([o.created_at, o.id])).toString('base64url');
+}
+
+function decodeCursor(raw: string): { createdAt: number; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as [number, string];
+    if (Number.isFinite(createdAt) && uuid.test(id)) return { createdAt, id };
+  } catch {}
+  throw new ValidationError('The cursor is not valid', [
+    { field: 'before', message: 'use the `next` value of a previous page' },
+  ]);
+}

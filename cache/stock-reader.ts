@@ -1,0 +1,57 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/index.ts';
+import { AppError } from '../domain/errors.ts';
+import { availabilityOf, HOT_STOCK_WARNING } from '../domain/stock-answer.ts';
+import type { Db } from '../sql/database.ts';
+import { getStockLevels, type StockLevel } from '../sql/inventory.ts';
+import type { HotSku, RedisKeys } from './keys.ts';
+import type { ReadThrough } from './read-through.ts';
+
+/** The SKU's entry in the hot hash the flash-sale controller maintains, if it is hot. */
+export async function findHotSku(redis: Redis, keys: RedisKeys, region: string, sku: string): Promise<HotSku | null> {
+  const raw = await redis.hget(keys.hotSkus, keys.hotSkuField(region, sku));
+  return raw === null ? null : (JSON.parse(raw) as HotSku);
+}
+
+/**
+ * check_stock: in stock / low / out, through the cache. A hot SKU gets the short TTL (5 s) and a
+ * warning; the controller also invalidates its entry on every change. Never used for a write decision
+ * (reservations and purchase limits read PostgreSQL).
+ */
+export function createStockReader(
+  db: Db,
+  redis: Redis,
+  cache: ReadThrough,
+  keys: RedisKeys,
+  settings: Config['cache'],
+) {
+  return {
+    async read(sku: string, region: string) {
+      const hot = await findHotSku(redis, keys, region, sku);
+      const ttl = hot ? settings.ttlMs.hotStock : settings.ttlMs.stock;
+      const level = await cache.read<StockLevel>('stock', keys.stock(region, sku), ttl, async () => {
+        const [found] = await getStockLevels(db, region, [sku]);
+        if (!found) throw new AppError('not_found', `SKU ${sku} is not sold in region ${region}`);
+        return found;
+      });
+      const { available, restock_date } = level.value;
+      const availability = availabilityOf(available, settings.lowStockThreshold);
+      return {
+        sku,
+        region,
+        availability,
+        available,
+        restockDate: availability === 'in_stock' ? null : restock_date,
+        hot: hot !== null,
+        warning: hot ? HOT_STOCK_WARNING : null,
+        purchaseLimit: hot ? hot.purchaseLimit : null,
+        asOf: new Date(level.asOf).toISOString(),
+        ageMs: level.ageMs,
+        stale: level.source === 'stale',
+        source: level.source,
+        ttlMs: ttl,
+      };
+    },
+  };
+}
+export type StockReader = ReturnType<typeof createStockReader>;
