@@ -21,9 +21,13 @@ describe(`${ORDERS} orders submitted at once against limited stock`, () => {
   it('all reach a terminal state without overselling, and every unit is accounted for', async () => {
     const started = performance.now();
     let lowestAvailable = STOCK;
-    const sampler = setInterval(async () => {
-      for (const level of await getStockLevels(h.deps.db, 'eu', SKUS))
-        lowestAvailable = Math.min(lowestAvailable, level.available);
+    const sampler = setInterval(() => {
+      getStockLevels(h.deps.db, 'eu', SKUS).then(
+        (levels) => {
+          for (const level of levels) lowestAvailable = Math.min(lowestAvailable, level.available);
+        },
+        () => {}, // a sample lost to a busy pool is only a sample
+      );
     }, 20);
 
     const placed = await Promise.all(

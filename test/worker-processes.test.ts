@@ -15,7 +15,13 @@ beforeAll(async () => {
   h = await startHarness({ workers: false });
   for (let i = 0; i < 2; i++) {
     const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'workers', 'main.ts')], {
-      env: { ...process.env, ...h.env, WORKER_CONCURRENCY: '8', LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        ...h.env,
+        WORKER_CONCURRENCY: '8',
+        DB_POOL_SIZE: '5',
+        LOG_LEVEL: process.env.WORKER_TEST_LOG ?? 'warn',
+      },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     workers.push(child);
@@ -32,15 +38,21 @@ describe('two worker processes on the same queues', () => {
     const placed = await Promise.all(
       Array.from({ length: 60 }, () => h.placeOrder(orderBody({ items: [{ sku: 'ONEPIECE-105', quantity: 1 }] }))),
     );
-    const orders = await Promise.all(placed.map((p) => h.waitForTerminal(p.body.id, 60_000)));
+    const orders = await Promise.all(placed.map((p) => h.waitForTerminal(p.body.id, 45_000)));
     expect(orders.map((o) => o.status)).toEqual(orders.map(() => 'COMPLETED'));
 
+    // Each step succeeded once per order, and no two workers ran the same step at once (the loser of such
+    // a race is recorded as a 'duplicate'). A retry after a transient error is allowed: under load a
+    // connection can time out; that attempt failed, it did not run twice.
     const perStep = await h.deps.db.any(sql.type(
-      z.object({ order_id: z.string(), step: z.string(), attempts: z.number() }),
+      z.object({ order_id: z.string(), step: z.string(), succeeded: z.number(), duplicates: z.number() }),
     )`
-      SELECT order_id::text, step, count(*)::int AS attempts FROM step_attempts GROUP BY order_id, step`);
+      SELECT order_id::text, step,
+             count(*) FILTER (WHERE outcome = 'succeeded')::int AS succeeded,
+             count(*) FILTER (WHERE error_code = 'duplicate')::int AS duplicates
+      FROM step_attempts GROUP BY order_id, step`);
     expect(perStep).toHaveLength(60 * 6);
-    expect(perStep.filter((r) => r.attempts !== 1)).toEqual([]);
+    expect(perStep.filter((r) => r.succeeded !== 1 || r.duplicates !== 0)).toEqual([]);
 
     const byWorker = await h.deps.db.any(sql.type(z.object({ worker: z.string(), n: z.number() }))`
       SELECT worker, count(*)::int AS n FROM step_attempts GROUP BY worker`);

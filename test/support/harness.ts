@@ -44,7 +44,9 @@ export async function startHarness(options: HarnessOptions = {}) {
     REDIS_NAMESPACE: `oft-${suffix}`,
     PAYMENT_GATEWAY_URL: sandbox.gateway.url,
     CARRIER_URL: sandbox.carrier.url,
-    DB_POOL_SIZE: '20',
+    // Two test files run at once, each with a worker pool and an API pool, beside other clients of the
+    // same server (max_connections 100): keep pools small.
+    DB_POOL_SIZE: '10',
     LOG_LEVEL: 'silent',
     ...options.env,
   };
@@ -54,7 +56,9 @@ export async function startHarness(options: HarnessOptions = {}) {
   const keys: DemoKeys = await seedDemo(config.db.url);
   // The API gets its own fail-fast Redis connection, as api/server.ts does, so a request does not wait
   // for a Redis that is down.
-  const apiDeps: Deps = await createDeps(config, log, { failFastRedis: true });
+  const apiDeps: Deps = await createDeps({ ...config, db: { ...config.db, poolSize: 5 } }, log, {
+    failFastRedis: true,
+  });
   const app = createApp({
     ...apiDeps,
     bodyLimitBytes: config.http.bodyLimitBytes,
