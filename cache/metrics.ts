@@ -39,13 +39,5 @@ export function createCacheMetrics(registry: Registry) {
     miss: (cache: string) => count(cache, 'miss'),
     stale: (cache: string) => count(cache, 'stale'),
     fill: (cache: string, seconds: number) => fills.observe({ cache }, seconds),
-    /** Fills so far, by cache: what the single-flight test counts. */
-    fillCount: async (cache: string) => {
-      const metric = await fills.get();
-      return (
-        metric.values.find((v) => v.metricName === 'orderflow_cache_fill_seconds_count' && v.labels.cache === cache)
-          ?.value ?? 0
-      );
-    },
   };
 }

@@ -1,0 +1,236 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../api/app.ts';
+import type { HotSku } from '../cache/keys.ts';
+import { createDeps, type Deps } from '../runtime/deps.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { type Harness, orderBody, startHarness } from './support/harness.ts';
+
+// The read path on the real servers. No workers: orders stay where the test puts them. Short TTLs for
+// the status group, so expiry is seen in a second.
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({ workers: false, env: { CACHE_TTL_STATUS_MS: '400', DB_READ_BUDGET_MS: '300' } });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+const get = (path: string, key = h.customerKey) => h.request('GET', path, { key });
+
+/** Holds an exclusive lock on a table for `ms`: every read of it waits, as behind a slow database. */
+async function lockTable(table: 'orders' | 'inventory', ms: number): Promise<() => Promise<void>> {
+  const client = new pg.Client({ connectionString: h.env.DATABASE_URL });
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+  const release = async () => {
+    await client.query('COMMIT').catch(() => {});
+    await client.end();
+  };
+  const timer = setTimeout(release, ms);
+  return async () => {
+    clearTimeout(timer);
+    await release();
+  };
+}
+
+describe('GET /orders/{id}', () => {
+  it('caches each group of fields with its own TTL and as-of time', async () => {
+    const placed = await h.placeOrder(orderBody());
+    const first = await get(`/orders/${placed.body.id}`);
+    expect(first.status).toBe(200);
+    expect(first.body.freshness.placed.source).toBe('database');
+    const second = await get(`/orders/${placed.body.id}`);
+    expect(Object.values(second.body.freshness).map((f) => (f as { source: string }).source)).toEqual([
+      'cache',
+      'cache',
+      'cache',
+    ]);
+    expect(second.body.freshness.placed.asOf).toBe(first.body.freshness.placed.asOf);
+
+    await new Promise((resolve) => setTimeout(resolve, 500)); // past the status TTL, not the others
+    const third = await get(`/orders/${placed.body.id}`);
+    expect(third.body.freshness.status.source).toBe('database');
+    expect(third.body.freshness.placed.source).toBe('cache');
+    expect(third.body.stale).toBe(false);
+  });
+
+  it('shows a status change at once: the change invalidates the cached status', async () => {
+    const placed = await h.placeOrder(orderBody());
+    expect((await get(`/orders/${placed.body.id}`)).body.status).toBe('PENDING');
+    expect((await get(`/orders/${placed.body.id}`)).body.freshness.status.source).toBe('cache');
+    await h.request('POST', `/orders/${placed.body.id}/cancel`, { key: h.customerKey });
+    const after = await get(`/orders/${placed.body.id}`);
+    expect(after.body.status).toBe('CANCELLED');
+    expect(after.body.freshness.status.source).toBe('database');
+  });
+
+  it('serves the cached value marked stale when the database is slower than its budget, and 503 with nothing cached', async () => {
+    const known = await h.placeOrder(orderBody());
+    const unknown = await h.placeOrder(orderBody());
+    await get(`/orders/${known.body.id}`);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the status entry has expired
+
+    const release = await lockTable('orders', 2_000);
+    try {
+      const started = performance.now();
+      const stale = await get(`/orders/${known.body.id}`);
+      expect(performance.now() - started).toBeLessThan(1_500);
+      expect(stale.status).toBe(200);
+      expect(stale.body).toMatchObject({ stale: true, staleFields: ['status'], status: 'PENDING' });
+      expect(stale.body.freshness.status.ageMs).toBeGreaterThan(400);
+
+      const none = await get(`/orders/${unknown.body.id}`);
+      expect(none.status).toBe(503);
+      expect(none.headers.get('retry-after')).toBe('5');
+    } finally {
+      await release();
+    }
+  });
+});
+
+describe('GET /inventory/{sku}', () => {
+  it('answers in stock, low or out, with the restock date when known', async () => {
+    await h.setStock('BERSERK-41', 'us', 0);
+    await h.request('POST', '/admin/inventory/BERSERK-41/restock', {
+      key: h.adminKey,
+      body: { region: 'us', quantity: 3, nextRestockDate: '2026-12-24' },
+    });
+    const low = await get('/inventory/BERSERK-41?region=us');
+    expect(low.body).toMatchObject({
+      availability: 'low',
+      available: 3,
+      restockDate: '2026-12-24',
+      hot: false,
+      warning: null,
+    });
+    expect((await get('/inventory/BERSERK-41?region=eu')).body.availability).toBe('in_stock');
+    expect((await get('/inventory/VAGABOND-VIZBIG-01?region=eu')).body.availability).toBe('out');
+    expect((await get('/inventory/BERSERK-41')).status).toBe(400);
+    expect((await get('/inventory/NOPE?region=eu')).status).toBe(404);
+  });
+
+  it('loads a cold key once however many readers miss at once, across API processes too', async () => {
+    const log = createLogger('silent', 'test');
+    const other: Deps = await createDeps({ ...h.config, db: { ...h.config.db, poolSize: 3 } }, log);
+    const otherApp = createApp({
+      ...other,
+      bodyLimitBytes: 65_536,
+      idempotencyStaleAfterMs: 60_000,
+      recentOrdersTtlMs: 30_000,
+    });
+    try {
+      const count = async (d: Deps) =>
+        Number(/orderflow_cache_fill_seconds_count\{cache="stock"\} (\d+)/.exec(await d.registry.metrics())?.[1] ?? 0);
+      const before = (await count(h.apiDeps)) + (await count(other));
+      const headers = { authorization: `Bearer ${h.customerKey}` };
+      const answers = await Promise.all([
+        ...Array.from({ length: 25 }, () => h.app.request('/inventory/ONEPIECE-105?region=us', { headers })),
+        ...Array.from({ length: 25 }, () => otherApp.request('/inventory/ONEPIECE-105?region=us', { headers })),
+      ]);
+      expect(answers.every((a) => a.status === 200)).toBe(true);
+      expect((await count(h.apiDeps)) + (await count(other)) - before).toBe(1);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('uses the short TTL, a warning and the purchase limit while the controller says the SKU is hot', async () => {
+    const hot: HotSku = {
+      sku: 'FRIEREN-01-LTD',
+      region: 'eu',
+      reasons: ['declared_sale'],
+      since: new Date(Date.now() - 1_000).toISOString(),
+      ratePerMinute: 0,
+      available: 5,
+      purchaseLimit: 2,
+      flashSaleId: null,
+    };
+    await h.deps.redis.hset(h.deps.keys.hotSkus, h.deps.keys.hotSkuField('eu', 'FRIEREN-01-LTD'), JSON.stringify(hot));
+    try {
+      const answer = await get('/inventory/FRIEREN-01-LTD?region=eu');
+      expect(answer.body).toMatchObject({ hot: true, ttlMs: h.config.cache.ttlMs.hotStock, purchaseLimit: 2 });
+      expect(answer.body.warning).toMatch(/changing rapidly/);
+
+      const two = await h.placeOrder(orderBody({ items: [{ sku: 'FRIEREN-01-LTD', quantity: 2 }] }));
+      expect(two.status).toBe(201);
+      const third = await h.placeOrder(orderBody({ items: [{ sku: 'FRIEREN-01-LTD', quantity: 1 }] }));
+      expect(third.status).toBe(422);
+      expect(third.body.error).toMatchObject({
+        code: 'purchase_limit_exceeded',
+        details: { limit: 2, alreadyOrdered: 2 },
+      });
+      const otherCustomer = await h.placeOrder(
+        orderBody({ items: [{ sku: 'FRIEREN-01-LTD', quantity: 1 }] }),
+        h.keys.customers[1]!.apiKey,
+      );
+      expect(otherCustomer.status).toBe(201);
+    } finally {
+      await h.deps.redis.hdel(h.deps.keys.hotSkus, h.deps.keys.hotSkuField('eu', 'FRIEREN-01-LTD'));
+    }
+  });
+
+  it('exports the hit ratio', async () => {
+    await get('/inventory/CHAINSAW-05?region=eu');
+    await get('/inventory/CHAINSAW-05?region=eu');
+    const metrics = await h.app.request('/metrics');
+    const text = await metrics.text();
+    expect(text).toMatch(/orderflow_cache_hit_ratio\{cache="stock"\} 0\.\d+/);
+    expect(text).toMatch(/orderflow_cache_requests_total\{cache="stock",result="hit"\} \d+/);
+  });
+});
+
+describe('GET /customers/{id}/orders', () => {
+  it("lists a customer's orders newest first, page by page, and shows a new order at once", async () => {
+    const grace = h.keys.customers[1]!;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await h.placeOrder(orderBody(), grace.apiKey)).body.id);
+    const page1 = await get(`/customers/${grace.customerId}/orders?limit=2`, grace.apiKey);
+    expect(page1.body.orders.map((o: { id: string }) => o.id)).toEqual(ids.slice(-2).reverse());
+    const page2 = await get(`/customers/${grace.customerId}/orders?limit=2&before=${page1.body.next}`, grace.apiKey);
+    expect(page2.body.orders[0].id).toBe(ids[ids.length - 3]);
+
+    const newest = await h.placeOrder(orderBody(), grace.apiKey);
+    expect((await get(`/customers/${grace.customerId}/orders?limit=1`, grace.apiKey)).body.orders[0].id).toBe(
+      newest.body.id,
+    );
+    expect((await get(`/customers/${grace.customerId}/orders`, h.customerKey)).status).toBe(404);
+    expect((await get(`/customers/${grace.customerId}/orders`, h.adminKey)).status).toBe(200);
+    expect((await get(`/customers/${grace.customerId}/orders?before=garbage`, grace.apiKey)).status).toBe(400);
+  });
+});
+
+describe('flash-sale administration', () => {
+  it('declares, lists and ends a sale, refusing bad windows and unknown SKUs', async () => {
+    const startsAt = new Date().toISOString();
+    const endsAt = new Date(Date.now() + 3_600_000).toISOString();
+    const bad = await h.request('POST', '/admin/flash-sales', {
+      key: h.adminKey,
+      body: { name: 'Berserk day', region: 'eu', skus: ['NOPE'], startsAt: endsAt, endsAt: startsAt },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details.map((d: { field: string }) => d.field)).toContain('endsAt');
+
+    const created = await h.request('POST', '/admin/flash-sales', {
+      key: h.adminKey,
+      body: {
+        name: 'Berserk day',
+        region: 'eu',
+        skus: ['BERSERK-41', 'BERSERK-42'],
+        startsAt,
+        endsAt,
+        purchaseLimit: 1,
+      },
+    });
+    expect(created.status).toBe(201);
+    const listed = await h.request('GET', '/admin/flash-sales', { key: h.adminKey });
+    expect(listed.body.flashSales[0]).toMatchObject({ id: created.body.id, purchaseLimit: 1, endedAt: null });
+    const ended = await h.request('POST', `/admin/flash-sales/${created.body.id}/end`, { key: h.adminKey });
+    expect(ended.body.endedAt).not.toBeNull();
+    expect((await h.request('POST', `/admin/flash-sales/${created.body.id}/end`, { key: h.adminKey })).status).toBe(
+      409,
+    );
+    expect((await h.request('GET', '/admin/hot-skus', { key: h.customerKey })).status).toBe(403);
+  });
+});
