@@ -4,7 +4,7 @@ import { requestId } from 'hono/request-id';
 import { AppError } from '../domain/errors.ts';
 import type { Deps } from '../runtime/deps.ts';
 import { findApiKey } from '../sql/api-keys.ts';
-import { BULL_BOARD_PATH, mountBullBoard } from './admin.ts';
+import { mountBullBoard } from './admin.ts';
 import { adminInventoryRoutes } from './admin-inventory.ts';
 import { apiKeyAuth, type Caller } from './auth.ts';
 import { deadLetterRoutes } from './dead-letters.ts';

@@ -258,11 +258,13 @@ async function main(): Promise<void> {
     const sandbox = spawnService('sandbox', 'sandbox/server.ts', 'blue', childEnv);
     const worker = spawnService('worker', 'workers/main.ts', 'magenta', childEnv);
     const api = spawnService('api', 'api/server.ts', 'cyan', childEnv);
+    const flashSale = spawnService('flash', 'flash-sale/main.ts', 'yellow', childEnv);
     // The sandbox goes last, so jobs draining in the worker can still reach the payment gateway and carrier.
     stopSteps.push({ name: 'sandbox', stop: () => terminate(sandbox, 'sandbox') });
     stopSteps.push({
-      name: 'api and worker',
-      stop: async () => void (await Promise.all([terminate(api, 'api'), terminate(worker, 'worker')])),
+      name: 'api, worker and flash-sale',
+      stop: async () =>
+        void (await Promise.all([terminate(api, 'api'), terminate(worker, 'worker'), terminate(flashSale, 'flash')])),
     });
     await waitForReady(`http://127.0.0.1:${settings.apiPort}/readyz`);
     startupDone = true;

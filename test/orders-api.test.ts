@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { parseOrderRequest } from '../api/order-request.ts';
 import { hashRequest } from '../api/place-order.ts';
 import { findApiKey } from '../sql/api-keys.ts';
-import { sql } from '../sql/database.ts';
 import { claimIdempotencyKey } from '../sql/idempotency-keys.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 

@@ -53,9 +53,9 @@ export async function reconcile(deps: StepDeps, queues: OrderQueues, settings: M
 /** A scheduled retry of a dead-lettered order: reopen it as a new generation, if its cause has passed. */
 async function retryOrder(deps: StepDeps, queues: OrderQueues, policy: RetryPolicy, deadLetterId: number) {
   const letter = await findDeadLetter(deps.db, deadLetterId);
-  if (!letter || letter.status !== 'retry_scheduled') return { skipped: `dead letter is ${letter?.status}` };
+  if (letter?.status !== 'retry_scheduled') return { skipped: `dead letter is ${letter?.status}` };
   const order = await findOrder(deps.db, letter.order_id);
-  if (!order || order.status !== 'FAILED' || order.generation !== letter.generation) {
+  if (order?.status !== 'FAILED' || order.generation !== letter.generation) {
     await updateDeadLetter(deps.db, letter.id, ['retry_scheduled'], { status: 'resolved', note: 'the order moved on' });
     return { skipped: 'order moved on' };
   }

@@ -1,0 +1,201 @@
+import type { Redis } from 'ioredis';
+import type { HotSku, InventoryEvent, RedisKeys } from '../cache/keys.ts';
+import { type DeclaredSale, decideHeat, type HeatThresholds, isSaleActive } from '../domain/heat.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { Db } from '../sql/database.ts';
+import { listOpenFlashSales } from '../sql/flash-sales.ts';
+import { getStockLevels } from '../sql/inventory.ts';
+import type { FlashSaleMetrics } from './metrics.ts';
+import { forgetOldSales, heatInput, isForgettable, newSkuState, recordEvent, type SkuState } from './sku-state.ts';
+
+/** How stock cache entries are dropped; the read path's own invalidation when given (see start file). */
+export type StockInvalidation = { invalidate(keys: readonly string[]): Promise<void> };
+
+export type ControllerDeps = { db: Db; redis: Redis; log: Logger; keys: RedisKeys; cache?: StockInvalidation };
+export type ControllerSettings = HeatThresholds & { purchaseLimit: number };
+
+type OpenSale = DeclaredSale & { region: string; skus: readonly string[] };
+
+/**
+ * The flash-sale decisions: per SKU and region, the state built from inventory events, the heat decided
+ * from it (domain/heat.ts) and its publication, the hot hash (read by the stock read path and the
+ * admin API) and the stock cache invalidations. Event handling, periodic evaluation and sale refreshes
+ * run one at a time, so the hash is written in the order decisions are made.
+ */
+export function createController(deps: ControllerDeps, settings: ControllerSettings, metrics: FlashSaleMetrics) {
+  const { redis, keys, log } = deps;
+  const states = new Map<string, SkuState>();
+  let sales: OpenSale[] = [];
+  let queue: Promise<unknown> = Promise.resolve();
+
+  function exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = queue.then(work);
+    queue = run.catch(() => {});
+    return run;
+  }
+
+  function stateOf(region: string, sku: string): SkuState {
+    const field = keys.hotSkuField(region, sku);
+    let state = states.get(field);
+    if (!state) {
+      state = newSkuState(region, sku);
+      states.set(field, state);
+    }
+    return state;
+  }
+
+  /** The declared sale that applies now: an active one (the strictest limit if several), else none. */
+  function saleFor(state: SkuState, now: number): OpenSale | undefined {
+    const limit = (s: OpenSale) => s.purchaseLimit ?? settings.purchaseLimit;
+    return sales
+      .filter((s) => s.region === state.region && s.skus.includes(state.sku) && isSaleActive(s, now))
+      .sort((a, b) => limit(a) - limit(b))[0];
+  }
+
+  function evaluate(state: SkuState, now: number): 'hot' | 'cool' | null {
+    const before = state.heat;
+    const decision = decideHeat(heatInput(state), now, settings, saleFor(state, now));
+    state.heat = decision.heat;
+    state.ratePerMinute = decision.ratePerMinute;
+    if (decision.change) {
+      const reasons = decision.change === 'hot' ? decision.heat.reasons : before.reasons;
+      metrics.decision(decision.change, reasons);
+      const detail = { sku: state.sku, region: state.region, reasons, ratePerMinute: decision.ratePerMinute };
+      log.info({ ...detail, available: state.available }, decision.change === 'hot' ? 'SKU is hot' : 'SKU cooled down');
+    }
+    return decision.change;
+  }
+
+  function hotEntry(state: SkuState, now: number): HotSku {
+    const sale = saleFor(state, now);
+    return {
+      sku: state.sku,
+      region: state.region,
+      reasons: state.heat.reasons,
+      since: new Date(state.heat.since ?? now).toISOString(),
+      ratePerMinute: Math.round(state.ratePerMinute * 10) / 10,
+      available: state.available,
+      purchaseLimit: sale?.purchaseLimit ?? settings.purchaseLimit,
+      flashSaleId: sale?.id ?? null,
+    };
+  }
+
+  /** Writes the hot hash entries that changed (HSET while hot, HDEL once cool), in one round trip. */
+  async function publish(changed: Iterable<SkuState>, now: number): Promise<void> {
+    const writes: Array<[SkuState, string | null]> = [];
+    const pipeline = redis.pipeline();
+    for (const state of changed) {
+      const json = state.heat.hot ? JSON.stringify(hotEntry(state, now)) : null;
+      if (json === state.published) continue;
+      const field = keys.hotSkuField(state.region, state.sku);
+      if (json === null) pipeline.hdel(keys.hotSkus, field);
+      else pipeline.hset(keys.hotSkus, field, json);
+      writes.push([state, json]);
+    }
+    if (writes.length === 0) return;
+    const failed = (await pipeline.exec())?.find(([error]) => error)?.[0];
+    if (failed) throw new Error('Writing the hot SKU hash failed', { cause: failed });
+    // Only now: a failed write is tried again at the next evaluation.
+    for (const [state, json] of writes) state.published = json;
+  }
+
+  /** Drops the stock cache entries of hot SKUs; after `publish`, so a refill already sees the short TTL. */
+  async function invalidate(hot: readonly SkuState[]): Promise<void> {
+    if (hot.length === 0) return;
+    const stockKeys = hot.map((s) => keys.stock(s.region, s.sku));
+    if (deps.cache) await deps.cache.invalidate(stockKeys);
+    else await redis.del(...stockKeys);
+    metrics.invalidated(stockKeys.length);
+  }
+
+  return {
+    states: states as ReadonlyMap<string, Readonly<SkuState>>,
+    hotCount: () => [...states.values()].filter((s) => s.heat.hot).length,
+
+    /** Picks up where a previous controller left: its hot SKUs stay hot until they cool down here. */
+    async loadHotSkus(): Promise<void> {
+      for (const [field, json] of Object.entries(await redis.hgetall(keys.hotSkus))) {
+        let entry: HotSku | undefined;
+        try {
+          entry = JSON.parse(json) as HotSku;
+        } catch {}
+        if (!entry?.sku || !entry.region || !Array.isArray(entry.reasons) || entry.reasons.length === 0) {
+          await redis.hdel(keys.hotSkus, field);
+          continue;
+        }
+        const state = stateOf(entry.region, entry.sku);
+        state.heat = { hot: true, since: Date.parse(entry.since), reasons: entry.reasons, calmSince: null };
+        state.available = entry.available;
+        state.published = json;
+      }
+    },
+
+    /** Applies stream events (possibly repeated: see sku-state.ts), then publishes and invalidates. */
+    handleEvents: (events: readonly InventoryEvent[]) =>
+      exclusive(async () => {
+        const now = Date.now();
+        const touched = new Set<SkuState>();
+        for (const event of events) {
+          const state = stateOf(event.region, event.sku);
+          metrics.event(event.kind, recordEvent(state, event, now, settings.rateWindowMs));
+          evaluate(state, now);
+          touched.add(state);
+        }
+        await publish(touched, now);
+        // Once per SKU per batch: the entry is dropped after every change the batch carried.
+        await invalidate([...touched].filter((s) => s.heat.hot));
+      }),
+
+    /** Every second or so: sales leave the window, cool-downs run out, declared sales start and end. */
+    evaluateAll: () =>
+      exclusive(async () => {
+        const now = Date.now();
+        const turnedHot: SkuState[] = [];
+        for (const state of states.values()) {
+          forgetOldSales(state, now, settings.rateWindowMs);
+          if (evaluate(state, now) === 'hot') turnedHot.push(state);
+        }
+        await publish(states.values(), now);
+        await invalidate(turnedHot);
+        // A SKU of a declared sale keeps its state: refreshSales would only load it again.
+        for (const [field, state] of states) {
+          if (isForgettable(state) && !sales.some((s) => s.region === state.region && s.skus.includes(state.sku))) {
+            states.delete(field);
+          }
+        }
+      }),
+
+    /**
+     * Re-reads the open declared sales; their SKUs get a state, with the stock from PostgreSQL. The
+     * queries run outside the exclusive section, so a slow database does not hold up event handling.
+     */
+    async refreshSales(): Promise<void> {
+      const open: OpenSale[] = (await listOpenFlashSales(deps.db)).map((s) => ({
+        id: s.id,
+        region: s.region,
+        skus: s.skus,
+        startsAt: s.starts_at,
+        endsAt: s.ends_at,
+        purchaseLimit: s.purchase_limit,
+      }));
+      const stock = new Map<string, number>();
+      for (const sale of open) {
+        const missing = sale.skus.filter((sku) => !states.has(keys.hotSkuField(sale.region, sku)));
+        if (missing.length === 0) continue;
+        for (const level of await getStockLevels(deps.db, sale.region, missing)) {
+          stock.set(keys.hotSkuField(level.region, level.sku), level.available);
+        }
+      }
+      await exclusive(async () => {
+        sales = open;
+        for (const sale of open) {
+          for (const sku of sale.skus) {
+            const field = keys.hotSkuField(sale.region, sku);
+            if (!states.has(field)) stateOf(sale.region, sku).available = stock.get(field) ?? null;
+          }
+        }
+      });
+    },
+  };
+}
+export type Controller = ReturnType<typeof createController>;

@@ -1,0 +1,47 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { InventoryEvent } from '../cache/keys.ts';
+import type { HeatReason } from '../domain/heat.ts';
+
+export type FlashSaleMetrics = ReturnType<typeof createFlashSaleMetrics>;
+
+/** What the controller did and decided, exported on GET /metrics. */
+export function createFlashSaleMetrics(registry: Registry, hotCount: () => number) {
+  const events = new Counter({
+    name: 'orderflow_flash_sale_events_total',
+    help: 'Inventory events handled, by kind and outcome (ignored: a repeat, or superseded by a later event)',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [registry],
+  });
+  const decisions = new Counter({
+    name: 'orderflow_flash_sale_decisions_total',
+    help: 'SKUs turning hot or cooling down, by direction and reason (a SKU with two reasons counts in both)',
+    labelNames: ['direction', 'reason'] as const,
+    registers: [registry],
+  });
+  const invalidations = new Counter({
+    name: 'orderflow_flash_sale_stock_invalidations_total',
+    help: 'Stock cache entries dropped because their SKU is hot',
+    registers: [registry],
+  });
+  const published = new Counter({
+    name: 'orderflow_flash_sale_relay_published_total',
+    help: 'Stock movements the outbox relay published to the inventory stream',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'orderflow_flash_sale_hot_skus',
+    help: 'SKU and region pairs currently hot',
+    registers: [registry],
+    collect() {
+      this.set(hotCount());
+    },
+  });
+  return {
+    event: (kind: InventoryEvent['kind'], outcome: 'applied' | 'ignored') => events.inc({ kind, outcome }),
+    decision: (direction: 'hot' | 'cool', reasons: readonly HeatReason[]) => {
+      for (const reason of reasons) decisions.inc({ direction, reason });
+    },
+    invalidated: (count: number) => invalidations.inc(count),
+    published: (count: number) => published.inc(count),
+  };
+}
