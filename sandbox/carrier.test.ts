@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type CarrierOptions, createCarrier } from './carrier.ts';
+import { startSandbox } from './server.ts';
 
 type CarrierSandbox = ReturnType<typeof createCarrier>;
 
@@ -139,6 +140,36 @@ describe('faults and stats', () => {
     expect(status).toBe(503);
     expect(body.error.code).toBe('carrier_unavailable');
     expect(carrier.stats()).toEqual({ byReference: {}, requests: 1, failuresInjected: 1 });
+  });
+
+  it('resets the connection after creating the shipment when the reset rate is 1', async () => {
+    const sandbox = await startSandbox({ gatewayPort: 0, carrierPort: 0, seed: 1 });
+    try {
+      sandbox.carrier.settings.resetRate = 1;
+      const send = () =>
+        fetch(`${sandbox.carrier.url}/v1/shipments`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': 'key-1' },
+          body: JSON.stringify(shipment()),
+        });
+
+      const reset = await send().then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      expect(reset?.cause).toMatchObject({ code: 'ECONNRESET' });
+
+      sandbox.carrier.settings.resetRate = 0;
+      const retried = await send();
+      expect(retried.status).toBe(201);
+      expect(retried.headers.get('idempotent-replayed')).toBe('true');
+      expect(sandbox.carrier.stats()).toMatchObject({
+        byReference: { 'order-1': { shipments: 1 } },
+        failuresInjected: 1,
+      });
+    } finally {
+      await sandbox.close();
+    }
   });
 
   it('reports stats and forgets them on reset', async () => {

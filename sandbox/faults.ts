@@ -1,12 +1,17 @@
 import { randomInt } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Hono, type MiddlewareHandler } from 'hono';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import { parseBody } from './protocol.ts';
 
 // Fault injection for the fake providers, and the control routes that tune it at run time.
 
-export type FaultSettings = { latencyMs: number; failureRate: number };
+/**
+ * resetRate is optional (unset = 0) so the settings a provider reports stay as they were until someone
+ * turns connection resets on through the control endpoint.
+ */
+export type FaultSettings = { latencyMs: number; failureRate: number; resetRate?: number };
 export type FaultCounters = { requests: number; failuresInjected: number };
 
 export type Random = {
@@ -19,7 +24,11 @@ export type Random = {
 };
 
 export const rate = z.number().min(0).max(1);
-export const faultSettingsSchema = z.object({ latencyMs: z.number().int().min(0), failureRate: rate });
+export const faultSettingsSchema = z.object({
+  latencyMs: z.number().int().min(0),
+  failureRate: rate,
+  resetRate: rate,
+});
 
 export function randomSeed(): number {
   return randomInt(0, 2 ** 32);
@@ -48,6 +57,9 @@ export function createRandom(seed: number = randomSeed()): Random {
 /**
  * Fails a request before it does anything, or lets it run and then holds the answer back: a client
  * that times out meanwhile sees no answer although the operation happened, as with a real provider.
+ * A reset also comes after the operation: the connection is dropped (TCP RST) instead of answering, so
+ * the client cannot tell whether it happened and must retry with the same idempotency key (a reset
+ * before the operation would tell it no more than a 503 does).
  */
 export function injectFaults(options: {
   settings: FaultSettings;
@@ -65,7 +77,17 @@ export function injectFaults(options: {
     }
     await next();
     if (settings.latencyMs > 0) await sleep(settings.latencyMs);
+    if (random.chance(settings.resetRate ?? 0) && resetConnection(c)) counters.failuresInjected += 1;
   };
+}
+
+/** Drops the client's connection with a TCP RST before any byte of the answer is written. */
+function resetConnection(c: Context): boolean {
+  // Served by @hono/node-server, the context carries the Node request; app.request() has no socket.
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (!incoming?.socket || incoming.socket.destroyed) return false;
+  incoming.socket.resetAndDestroy();
+  return true;
 }
 
 export function createControlRoutes<S extends FaultSettings>(options: {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createPaymentGateway, type PaymentGatewayOptions, type PaymentGatewayStats } from './payment-gateway.ts';
+import { startSandbox } from './server.ts';
 
 type Gateway = ReturnType<typeof createPaymentGateway>;
 
@@ -229,6 +230,41 @@ describe('faults and stats', () => {
     expect(retried.headers.get('idempotent-replayed')).toBeNull();
   });
 
+  it('resets the connection after doing the operation when the reset rate is 1', async () => {
+    // A reset needs a real socket, so this one goes over HTTP rather than through app.request().
+    const sandbox = await startSandbox({ gatewayPort: 0, carrierPort: 0, seed: 1 });
+    try {
+      const settings = (body: object) =>
+        fetch(`${sandbox.gateway.url}/_sandbox/settings`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      await settings({ resetRate: 1 });
+      const send = () =>
+        fetch(`${sandbox.gateway.url}/v1/authorizations`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': 'key-1' },
+          body: JSON.stringify(authorization()),
+        });
+
+      const reset = await send().then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      expect(reset?.cause).toMatchObject({ code: 'ECONNRESET' });
+      expect(sandbox.gateway.stats()).toMatchObject({ totals: { authorizations: 1 }, failuresInjected: 1 });
+
+      await settings({ resetRate: 0 });
+      const retried = await send();
+      expect(retried.status).toBe(201);
+      expect(retried.headers.get('idempotent-replayed')).toBe('true');
+      expect(sandbox.gateway.stats().totals.authorizations).toBe(1);
+    } finally {
+      await sandbox.close();
+    }
+  });
+
   it('changes settings at run time through the control endpoint', async () => {
     const gateway = gatewayWith();
     const response = await gateway.app.request('/_sandbox/settings', {
@@ -239,6 +275,20 @@ describe('faults and stats', () => {
 
     expect(await response.json()).toEqual({ latencyMs: 0, declineRate: 1, failureRate: 0 });
     expect((await post(gateway, '/v1/authorizations', authorization())).status).toBe(402);
+  });
+
+  it('takes a reset rate through the control endpoint and refuses one above 1', async () => {
+    const gateway = gatewayWith();
+    const put = (body: unknown) =>
+      gateway.app.request('/_sandbox/settings', {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+
+    expect(await (await put({ resetRate: 0.25 })).json()).toMatchObject({ resetRate: 0.25 });
+    expect((await put({ resetRate: 2 })).status).toBe(400);
+    expect(gateway.settings).toMatchObject({ resetRate: 0.25 });
   });
 
   it('counts operations per reference, with the distinct keys that tried to capture', async () => {

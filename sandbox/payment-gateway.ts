@@ -5,6 +5,7 @@ import {
   createControlRoutes,
   createRandom,
   type FaultCounters,
+  type FaultSettings,
   faultSettingsSchema,
   injectFaults,
   rate,
@@ -21,7 +22,7 @@ import {
 // A fake card gateway that behaves like a real one: authorize, capture, void, refund, with
 // idempotency keys, declines, outages and slow answers. Amounts are integers in minor units.
 
-export type PaymentGatewaySettings = { latencyMs: number; declineRate: number; failureRate: number };
+export type PaymentGatewaySettings = FaultSettings & { declineRate: number };
 export type PaymentGatewayOptions = Partial<PaymentGatewaySettings> & { seed?: number };
 
 type Refund = { id: string; captureId: string; amount: number; createdAt: string };
@@ -33,6 +34,8 @@ type Authorization = {
   amount: number;
   currency: string;
   reference: string;
+  /** The Idempotency-Key it was created with: lets a client find exactly what one of its calls made. */
+  idempotencyKey: string;
   voided: boolean;
   captures: Capture[];
   createdAt: string;
@@ -106,6 +109,7 @@ function authorizationView(auth: Authorization) {
     amount: auth.amount,
     currency: auth.currency,
     reference: auth.reference,
+    idempotencyKey: auth.idempotencyKey,
     voided: auth.voided,
     capturedAmount: sum(auth.captures),
     captures: auth.captures.map((capture) => ({
@@ -177,6 +181,7 @@ export function createPaymentGateway(options: PaymentGatewayOptions = {}) {
       amount: parsed.data.amount,
       currency: parsed.data.currency,
       reference: parsed.data.reference,
+      idempotencyKey: c.req.header('idempotency-key') ?? '',
       voided: false,
       captures: [],
       createdAt: new Date().toISOString(),

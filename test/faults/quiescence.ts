@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import type { OrderQueues } from '../../queues/order-queues.ts';
+import { MAINTENANCE_QUEUE } from '../../queues/pipeline.ts';
+import { type Db, sql } from '../../sql/database.ts';
+
+// Quiescence: no order in progress, no dead letter still being handled or waiting for its retry, and
+// no job left in any queue but the reconciler's own schedule. It must hold for a few polls in a row,
+// since a reconciler run or a late stalled job can start new work at any moment.
+
+export type QuietState = { nonTerminal: number; openDeadLetters: number; busyJobs: Record<string, number> };
+export type Quiescence = { reached: boolean; ms: number; last: QuietState | string };
+
+const POLL_MS = 1_000;
+const QUIET_POLLS = 3;
+const PROGRESS_EVERY_MS = 5_000;
+
+export async function waitForQuiescence(options: {
+  db: Db;
+  queues: OrderQueues;
+  timeoutMs: number;
+  log: (message: string) => void;
+}): Promise<Quiescence> {
+  const start = Date.now();
+  let quietPolls = 0;
+  let last: QuietState | string = 'not polled yet';
+  let lastProgress = start;
+  for (;;) {
+    last = await readState(options.db, options.queues).catch(
+      (error: unknown) => `unreadable: ${(error as Error).message}`,
+    );
+    const quiet = typeof last !== 'string' && isQuiet(last);
+    quietPolls = quiet ? quietPolls + 1 : 0;
+    if (quietPolls >= QUIET_POLLS) return { reached: true, ms: Date.now() - start - (QUIET_POLLS - 1) * POLL_MS, last };
+    if (Date.now() - start > options.timeoutMs) return { reached: false, ms: Date.now() - start, last };
+    if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
+      lastProgress = Date.now();
+      options.log(`waiting for quiescence (${Math.round((Date.now() - start) / 1000)} s): ${describe(last)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+function isQuiet(state: QuietState): boolean {
+  return state.nonTerminal === 0 && state.openDeadLetters === 0 && Object.keys(state.busyJobs).length === 0;
+}
+
+export function describe(state: QuietState | string): string {
+  if (typeof state === 'string') return state;
+  const jobs = Object.entries(state.busyJobs).map(([queue, n]) => `${queue} ${n}`);
+  return `${state.nonTerminal} orders in progress, ${state.openDeadLetters} open dead letters, busy jobs: ${jobs.join(', ') || 'none'}`;
+}
+
+async function readState(db: Db, queues: OrderQueues): Promise<QuietState> {
+  const nonTerminal = await db.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM orders WHERE status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')`);
+  const openDeadLetters = await db.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM dead_letters WHERE status IN ('received', 'retry_scheduled')`);
+  const busyJobs: Record<string, number> = {};
+  for (const [name, queue] of Object.entries(queues.queues)) {
+    let busy: number;
+    if (name === MAINTENANCE_QUEUE) {
+      // The reconciler's next run is always there (delayed, or active for a few ms): it does not count.
+      const jobs = await queue.getJobs(['waiting', 'prioritized', 'active', 'delayed']);
+      busy = jobs.filter((job) => job.name !== 'reconcile').length;
+    } else {
+      const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'waiting-children');
+      busy = Object.values(counts).reduce((a, b) => a + b, 0);
+    }
+    if (busy > 0) busyJobs[name] = busy;
+  }
+  return { nonTerminal, openDeadLetters, busyJobs };
+}

@@ -1,0 +1,201 @@
+import { rename, rm } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { createOrderQueues, createRedis, type OrderQueues } from '../../queues/order-queues.ts';
+import { createRandom, randomSeed } from '../../sandbox/faults.ts';
+import { addPoisonJob, type FaultPlan, planFaults, runChaos } from './chaos.ts';
+import { failingOrderIds, gatherEvidence } from './evidence.ts';
+import { checkInvariants } from './invariants.ts';
+import { planOrders, runLoad } from './load.ts';
+import { describe, waitForQuiescence } from './quiescence.ts';
+import { printReport, type RunResult, readPipelineStats, writeResult } from './report.ts';
+import { PIPELINE_ENV, QUEUE_PREFIX, type System, startSystem } from './system.ts';
+
+// The fault-injection suite (issue 3): the pipeline under load on private servers while workers are
+// killed, Redis and PostgreSQL restart and the providers misbehave; then SPEC §8 is checked.
+//   npm run test:faults                 full run (≥ 500 orders, ≥ 20 kills, about 3 to 4 minutes)
+//   npm run test:faults -- --quick      a short run (about 1.5 minutes)
+//   npm run test:faults -- --seed 42    replays the plan of a run (orders, fault times, kill targets)
+//   add --keep-logs to keep the processes' logs (they are always kept when the run fails)
+
+const { values: args } = parseArgs({
+  options: {
+    seed: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    orders: { type: 'string' },
+    duration: { type: 'string' },
+    kills: { type: 'string' },
+    'keep-logs': { type: 'boolean', default: false },
+  },
+});
+const seed = args.seed === undefined ? randomSeed() : Number(args.seed);
+if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${args.seed}`);
+const size = args.quick
+  ? { orders: 150, durationMs: 30_000, kills: 8, minAccepted: 120, minKills: 6 }
+  : { orders: 560, durationMs: 85_000, kills: 24, minAccepted: 500, minKills: 20 };
+if (args.orders) size.orders = Number(args.orders);
+if (args.duration) size.durationMs = Number(args.duration) * 1000;
+if (args.kills) size.kills = Number(args.kills);
+const WORKERS = 3;
+const POISON_ATTEMPTS = 4;
+const QUIESCENCE_TIMEOUT_MS = 180_000;
+const root = `/tmp/orderflow-faults-${seed}`;
+
+const started = Date.now();
+const log = (message: string) =>
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}`);
+
+// Everything started is stopped in reverse order, once, whether the run passes, fails, throws or is
+// interrupted (Ctrl-C).
+const stops: Array<() => Promise<void>> = [];
+const kills: Array<() => void> = [];
+let cleaned: Promise<void> | undefined;
+function cleanUp(keepLogs: boolean): Promise<void> {
+  cleaned ??= (async () => {
+    for (const stop of stops.reverse())
+      await stop().catch((error: unknown) => log(`cleanup: ${(error as Error).message}`));
+    if (keepLogs) {
+      const logs = `${root}-logs`;
+      await rm(logs, { recursive: true, force: true });
+      await rename(`${root}/logs`, logs).catch(() => undefined);
+      log(`process logs kept in ${logs}`);
+    }
+    await rm(root, { recursive: true, force: true });
+  })();
+  return cleaned;
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping everything`);
+    void cleanUp(false).finally(() => process.exit(130));
+  });
+}
+process.once('exit', () => {
+  for (const kill of kills) kill();
+});
+
+function describePlan(plan: FaultPlan): string {
+  const at = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+  const events = plan.events.map((e) =>
+    e.kind === 'provider' ? `${at(e.atMs)} ${e.mode} window ${at(e.durationMs)}` : `${at(e.atMs)} ${e.kind}`,
+  );
+  return `${plan.kills.length} kills (${plan.kills.map((k) => `${at(k.atMs)} ${k.step}`).join(', ')}); ${events.join(', ')}`;
+}
+
+async function main(): Promise<boolean> {
+  log(`seed ${seed} (replay with --seed ${seed}); ${size.orders} orders over ${size.durationMs / 1000} s`);
+  await rm(root, { recursive: true, force: true });
+  const system: System = await startSystem({
+    root,
+    seed,
+    workers: WORKERS,
+    onStarted: (stop, kill) => {
+      stops.push(stop);
+      if (kill) kills.push(kill);
+    },
+  });
+  log(`PostgreSQL ${system.postgres.url}, Redis ${system.redis.url}, API ${system.urls.api}, ${WORKERS} workers`);
+  const redis = createRedis(system.redis.url);
+  redis.on('error', () => undefined); // the suite restarts this Redis on purpose
+  const queues: OrderQueues = createOrderQueues(redis, QUEUE_PREFIX);
+  stops.push(async () => {
+    await queues.close();
+    redis.disconnect();
+  });
+
+  const orders = planOrders(createRandom(seed ^ 0x10ad), system.keys.customers, size.orders, seed);
+  const plan = planFaults(createRandom(seed ^ 0xc4a05), { durationMs: size.durationMs, kills: size.kills });
+  log(`plan: ${describePlan(plan)}`);
+  await addPoisonJob(queues, POISON_ATTEMPTS);
+
+  const [load, faults] = await Promise.all([
+    runLoad({
+      apiUrl: system.urls.api,
+      orders,
+      durationMs: size.durationMs,
+      onAccepted: (n) => n % 100 === 0 && log(`${n} orders accepted`),
+    }),
+    runChaos(plan, {
+      processes: system.processes,
+      db: system.db,
+      postgres: system.postgres,
+      redis: system.redis,
+      providers: [system.urls.gateway, system.urls.carrier],
+      log,
+    }),
+  ]);
+  log(`load done: ${load.accepted.length} of ${load.submitted} accepted; faults stopped; waiting for quiescence`);
+  const quiescence = await waitForQuiescence({ db: system.db, queues, timeoutMs: QUIESCENCE_TIMEOUT_MS, log });
+  log(
+    quiescence.reached
+      ? `quiet after ${(quiescence.ms / 1000).toFixed(1)} s`
+      : `not quiet: ${describe(quiescence.last)}`,
+  );
+
+  const invariants = await checkInvariants({
+    db: system.db,
+    gatewayUrl: system.urls.gateway,
+    carrierUrl: system.urls.carrier,
+    accepted: load.accepted,
+    initialStock: system.initialStock,
+    restocked: faults.restocked,
+    poisonAttempts: POISON_ATTEMPTS,
+  });
+  const sized = load.accepted.length >= size.minAccepted && faults.kills.length >= size.minKills;
+  const checks = [
+    ...invariants.checks,
+    {
+      name: `the run reached its size (>= ${size.minAccepted} orders accepted, >= ${size.minKills} kills)`,
+      failures: sized ? 0 : 1,
+      examples: sized ? [] : [`${load.accepted.length} accepted, ${faults.kills.length} kills`],
+    },
+    {
+      name: 'the system went quiet (every order terminal, every queue empty)',
+      failures: quiescence.reached ? 0 : 1,
+      examples: quiescence.reached ? [] : [describe(quiescence.last)],
+    },
+  ];
+  const unexpectedExits = system.processes.unexpectedExits();
+  const result: RunResult = {
+    seed,
+    command: `npm run test:faults -- --seed ${seed}${args.quick ? ' --quick' : ''}`,
+    date: new Date().toISOString(),
+    wallMs: Date.now() - started,
+    parameters: { ...size, workers: WORKERS, poisonAttempts: POISON_ATTEMPTS, env: PIPELINE_ENV, plan },
+    load: { ...load, accepted: load.accepted.length },
+    faults,
+    pipeline: await readPipelineStats(system.db),
+    quiescence,
+    lost: invariants.lost,
+    doubleCaptures: invariants.doubleCaptures,
+    conservationErrors: invariants.conservationErrors,
+    checks,
+    unexpectedExits,
+    passed: checks.every((c) => c.failures === 0) && unexpectedExits.length === 0 && load.serverErrors.length === 0,
+  };
+  const suspects = failingOrderIds(checks);
+  if (suspects.length > 0) {
+    result.evidence = await gatherEvidence({
+      db: system.db,
+      queues,
+      gatewayUrl: system.urls.gateway,
+      carrierUrl: system.urls.carrier,
+      orderIds: suspects,
+    });
+    log(`evidence for ${suspects.length} orders (ledger, payments, jobs) is in the results file`);
+  }
+  printReport(result, console.log);
+  log(`results written to ${await writeResult(result)}`);
+  return result.passed;
+}
+
+main().then(
+  async (passed) => {
+    await cleanUp(!passed || args['keep-logs'] === true);
+    process.exit(passed ? 0 : 1);
+  },
+  async (error: unknown) => {
+    console.error(error);
+    await cleanUp(true);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,116 @@
+import { type DemoKeys, seedDemo } from '../../scripts/seed.ts';
+import { createDatabase, type Db } from '../../sql/database.ts';
+import { setAvailable } from '../../sql/inventory.ts';
+import { migrate } from '../../sql/migrate.ts';
+import { readStock, type StockRow } from './invariants.ts';
+import { type Processes, startProcesses } from './processes.ts';
+import { type PostgresServer, portInUse, type RedisServer, startPostgres, startRedis } from './servers.ts';
+
+// The whole system on private servers and ports: PostgreSQL, Redis, the sandbox, one API and the
+// workers, configured with short timeouts so that the injected faults bite.
+
+export const PORTS = { postgres: 55432, redis: 56379, api: 53100, gateway: 54101, carrier: 54102 };
+export const QUEUE_PREFIX = '{faults}';
+
+/**
+ * RECONCILE_STUCK_AFTER_MS must exceed the longest quiet spell of an order that is still being worked
+ * on, or the reconciler starts a second chain of jobs beside one that is only waiting for its backoff.
+ * The longest induced: a provider step failing 4 times in a row inside a fault window waits up to 8 s
+ * (1 s base, doubling; jitter only shortens it) after a 1 s timed-out attempt: 9 s < 10 s. A killed
+ * job's order is picked up after 10 s + at most one 2 s interval, well before BullMQ's 30 s stall check.
+ */
+export const PIPELINE_ENV = {
+  PAYMENT_TIMEOUT_MS: '1000',
+  CARRIER_TIMEOUT_MS: '1000',
+  RECONCILE_INTERVAL_MS: '2000',
+  RECONCILE_STUCK_AFTER_MS: '10000',
+  ORDER_RETRY_MAX: '1',
+  ORDER_RETRY_BASE_DELAY_MS: '2000',
+  WORKER_CONCURRENCY: '10',
+  WORKER_SHUTDOWN_TIMEOUT_MS: '5000',
+  IDEMPOTENCY_IN_FLIGHT_TIMEOUT_MS: '5000',
+  LOG_LEVEL: 'warn',
+};
+
+// Limited stock where orders race for the last units (out_of_stock at check or at reserve, releases),
+// none at all for VAGABOND-VIZBIG-01 in eu (retried once, then parked), plenty for the rest.
+const STOCK: Record<string, Record<string, number>> = {
+  eu: {
+    'BERSERK-41': 100_000,
+    'BERSERK-42': 60,
+    'ONEPIECE-105': 100_000,
+    'CHAINSAW-05': 100_000,
+    'FRIEREN-01-LTD': 25,
+    'VAGABOND-VIZBIG-01': 0,
+  },
+  us: { 'BERSERK-41': 100_000, 'BERSERK-42': 20, 'ONEPIECE-105': 100_000, 'CHAINSAW-05': 100_000, 'FRIEREN-01-LTD': 8 },
+};
+
+export type System = {
+  postgres: PostgresServer;
+  redis: RedisServer;
+  db: Db;
+  keys: DemoKeys;
+  initialStock: StockRow[];
+  processes: Processes;
+  urls: { api: string; gateway: string; carrier: string };
+};
+
+/** Starts everything; `onStarted` receives each part as soon as it exists, so that it can be cleaned up. */
+export async function startSystem(options: {
+  root: string;
+  seed: number;
+  workers: number;
+  onStarted: (stop: () => Promise<void>, kill?: () => void) => void;
+}): Promise<System> {
+  for (const [name, port] of Object.entries(PORTS)) {
+    if (await portInUse(port)) throw new Error(`port ${port} (${name}) is in use: is an earlier fault run still up?`);
+  }
+  const postgres = await startPostgres(options.root, PORTS.postgres);
+  options.onStarted(postgres.stop);
+  const redis = await startRedis(options.root, PORTS.redis);
+  options.onStarted(redis.stop);
+
+  await migrate(postgres.url);
+  const keys = await seedDemo(postgres.url);
+  // The suite's own connections carry a name, so that terminating "the application's" backends spares them.
+  const db = await createDatabase({
+    url: `${postgres.url}?application_name=orderflow-faults`,
+    poolSize: 4,
+    statementTimeoutMs: 15_000,
+  });
+  options.onStarted(() => db.end());
+  for (const [region, levels] of Object.entries(STOCK)) {
+    for (const [sku, available] of Object.entries(levels)) await setAvailable(db, sku, region, available);
+  }
+  const initialStock = await readStock(db);
+
+  const urls = {
+    api: `http://127.0.0.1:${PORTS.api}`,
+    gateway: `http://127.0.0.1:${PORTS.gateway}`,
+    carrier: `http://127.0.0.1:${PORTS.carrier}`,
+  };
+  const processes = await startProcesses({
+    logDir: `${options.root}/logs`,
+    workerCount: options.workers,
+    readyUrls: urls,
+    sandboxEnv: {
+      SANDBOX_HOST: '127.0.0.1',
+      SANDBOX_GATEWAY_PORT: String(PORTS.gateway),
+      SANDBOX_CARRIER_PORT: String(PORTS.carrier),
+      SANDBOX_SEED: String(options.seed),
+    },
+    env: {
+      ...PIPELINE_ENV,
+      DATABASE_URL: postgres.url,
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX,
+      HOST: '127.0.0.1',
+      PORT: String(PORTS.api),
+      PAYMENT_GATEWAY_URL: urls.gateway,
+      CARRIER_URL: urls.carrier,
+    },
+  });
+  options.onStarted(processes.stopAll, processes.killAllNow);
+  return { postgres, redis, db, keys, initialStock, processes, urls };
+}
