@@ -72,7 +72,7 @@ describe('createPaymentGatewayClient', () => {
     });
   });
 
-  it('finds the authorizations of an order with what was captured and voided', async () => {
+  it('finds the authorizations of an order with what was captured and voided, and the key that made each', async () => {
     const auth = await gateway.authorize(order(), 'order-1:authorize');
     await gateway.capture({ authorizationId: auth.authorizationId, amount: 1000 }, 'order-1:capture');
 
@@ -83,6 +83,7 @@ describe('createPaymentGatewayClient', () => {
         amount: 2599,
         captured: 1000,
         voided: false,
+        idempotencyKey: 'order-1:authorize',
         captures: [{ captureId: expect.stringMatching(/^cap_/), amount: 1000 }],
       },
     ]);

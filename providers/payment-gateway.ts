@@ -15,6 +15,8 @@ export type AuthorizationSummary = {
   amount: number;
   captured: number;
   voided: boolean;
+  /** The idempotency key of the authorize call that made it. */
+  idempotencyKey: string;
   captures: Array<{ captureId: string; amount: number }>;
 };
 
@@ -50,6 +52,7 @@ const authorizationList = z.object({
       amount: z.number().int(),
       capturedAmount: z.number().int(),
       voided: z.boolean(),
+      idempotencyKey: z.string(),
       captures: z.array(z.object({ id: z.string(), amount: z.number().int() })),
     }),
   ),
@@ -120,6 +123,7 @@ export function createPaymentGatewayClient(options: PaymentGatewayClientOptions)
         amount: auth.amount,
         captured: auth.capturedAmount,
         voided: auth.voided,
+        idempotencyKey: auth.idempotencyKey,
         captures: auth.captures.map((capture) => ({ captureId: capture.id, amount: capture.amount })),
       }));
     },

@@ -10,7 +10,8 @@ import { type Carrier, createCarrierClient } from '../providers/carrier.ts';
 import { createLogMailer, type Mailer } from '../providers/mailer.ts';
 import { createPaymentGatewayClient, type PaymentGateway } from '../providers/payment-gateway.ts';
 import { createOrderQueues, createRedis, type OrderQueues } from '../queues/order-queues.ts';
-import { createDatabase, type Db } from '../sql/database.ts';
+import { createDatabase, type Db, isDatabaseOutage } from '../sql/database.ts';
+import { pingDatabase } from '../sql/health.ts';
 import type { Logger } from './logger.ts';
 
 // Every I/O dependency of a process, built from the configuration in one place and closed in one
@@ -39,7 +40,7 @@ export async function createDeps(
   log: Logger,
   options: { failFastRedis?: boolean } = {},
 ): Promise<Deps> {
-  const db = await createDatabase(config.db);
+  const db = await connectWhenReady(config, log);
   const redis = createRedis(config.redis.url, { failFast: options.failFastRedis });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   const queues = createOrderQueues(redis, config.redis.prefix, (err) =>
@@ -77,4 +78,25 @@ export async function createDeps(
       await db.end();
     },
   };
+}
+
+/**
+ * A process that starts while PostgreSQL is restarting (or not up yet, as in a fresh compose up) waits
+ * for it, up to a minute, instead of exiting.
+ */
+async function connectWhenReady(config: Config, log: Logger): Promise<Db> {
+  const deadline = Date.now() + 60_000;
+  for (let attempt = 1; ; attempt++) {
+    const db = await createDatabase(config.db);
+    try {
+      await pingDatabase(db);
+      return db;
+    } catch (error) {
+      await db.end().catch(() => {});
+      const cause = (error as { cause?: unknown }).cause ?? error;
+      if (!isDatabaseOutage(cause) || Date.now() > deadline) throw error;
+      log.warn({ attempt, err: (error as Error).message }, 'PostgreSQL not ready; waiting');
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500 * attempt, 5_000)));
+    }
+  }
 }

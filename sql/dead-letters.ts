@@ -24,7 +24,7 @@ const columns = sql.fragment`id, order_id, generation, step, error_code, error_m
 
 /** Records a dead letter once per (order, generation, step); a redelivered job finds the existing row. */
 export async function recordDeadLetter(
-  db: Db,
+  db: Db | Tx,
   d: {
     orderId: string;
     generation: number;

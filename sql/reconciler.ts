@@ -30,8 +30,6 @@ export async function findUncompensatedOrders(db: Db, quietForMs: number, limit:
     SELECT o.id::text, o.generation FROM orders o
     WHERE o.status IN ('FAILED', 'CANCELLED')
       AND o.updated_at < now() - make_interval(secs => ${quietForMs / 1000})
-      AND NOT EXISTS (SELECT 1 FROM dead_letters d
-                      WHERE d.order_id = o.id::text AND d.generation = o.generation AND d.status = 'parked')
       AND (
         EXISTS (SELECT 1 FROM stock_movements r
                 WHERE r.order_id = o.id AND r.generation = o.generation AND r.kind = 'reserve'
@@ -48,6 +46,24 @@ export async function findUncompensatedOrders(db: Db, quietForMs: number, limit:
         OR EXISTS (SELECT 1 FROM shipments s WHERE s.order_id = o.id AND s.cancelled_at IS NULL)
       )
     LIMIT ${limit}`);
+}
+
+/** Dead letters written with their order's failure whose job never handled them (lost in a crash). */
+export async function findUnhandledDeadLetters(db: Db, olderThanMs: number, limit: number) {
+  return db.any(sql.type(
+    z.object({
+      order_id: z.string(),
+      generation: z.number(),
+      step: z.string(),
+      error_code: z.string(),
+      error_message: z.string(),
+      attempts: z.number(),
+      payload: z.unknown(),
+    }),
+  )`
+    SELECT order_id, generation, step, error_code, error_message, attempts, payload FROM dead_letters
+    WHERE status = 'received' AND updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
+    ORDER BY id LIMIT ${limit}`);
 }
 
 /** Dead letters whose scheduled retry is long overdue (its delayed job was lost with Redis's data). */

@@ -57,8 +57,13 @@ export function createDeadLetterProcessor(deps: StepDeps, queues: OrderQueues, r
     );
     if (decision.action === 'retry') {
       const retryAt = new Date(Date.now() + decision.delayMs);
-      await updateDeadLetter(deps.db, letter.id, pending, { status: 'retry_scheduled', note: decision.note, retryAt });
-      await queues.scheduleOrderRetry(letter.id, letter.retries, decision.delayMs);
+      const moved = await updateDeadLetter(deps.db, letter.id, pending, {
+        status: 'retry_scheduled',
+        note: decision.note,
+        retryAt,
+      });
+      // Only the handler that moved the letter schedules its retry (a redelivered job finds it moved).
+      if (moved) await queues.scheduleOrderRetry(letter.id, letter.retries, decision.delayMs);
     } else {
       await updateDeadLetter(deps.db, letter.id, pending, {
         status: decision.action === 'resolve' ? 'resolved' : 'parked',

@@ -5,7 +5,13 @@ import type { MaintenanceJobData } from '../queues/pipeline.ts';
 import { findDeadLetter, updateDeadLetter } from '../sql/dead-letters.ts';
 import { getStockLevels } from '../sql/inventory.ts';
 import { findOrder, reopenFailedOrder } from '../sql/orders.ts';
-import { bumpEnqueueRound, findOverdueRetries, findStuckOrders, findUncompensatedOrders } from '../sql/reconciler.ts';
+import {
+  bumpEnqueueRound,
+  findOverdueRetries,
+  findStuckOrders,
+  findUncompensatedOrders,
+  findUnhandledDeadLetters,
+} from '../sql/reconciler.ts';
 import { compensateOrder } from './compensate-order.ts';
 import type { StepDeps } from './step.ts';
 
@@ -42,6 +48,18 @@ export async function reconcile(deps: StepDeps, queues: OrderQueues, settings: M
     } catch (error) {
       deps.log.warn({ orderId: order.id, err: (error as Error).message }, 'reconciler could not compensate yet');
     }
+  }
+  // Re-adding a dead letter whose job still exists does nothing (same job id); a lost one comes back.
+  for (const letter of await findUnhandledDeadLetters(deps.db, settings.stuckAfterMs, 100)) {
+    await queues.addDeadLetter({
+      orderId: letter.order_id,
+      generation: letter.generation,
+      step: letter.step,
+      errorCode: letter.error_code,
+      message: letter.error_message,
+      attempts: letter.attempts,
+      payload: letter.payload,
+    });
   }
   for (const overdue of await findOverdueRetries(deps.db, settings.stuckAfterMs, 100)) {
     await queues.scheduleOrderRetry(overdue.id, overdue.retries, 0);

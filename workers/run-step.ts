@@ -2,8 +2,9 @@ import { AppError, toAppError } from '../domain/errors.ts';
 import { isTerminal, type OrderStatus } from '../domain/order-status.ts';
 import type { OrderRef } from '../queues/pipeline.ts';
 import type { Tx } from '../sql/database.ts';
+import { recordDeadLetter } from '../sql/dead-letters.ts';
 import { findOrder, lockOrder, touchOrder, transitionOrder } from '../sql/orders.ts';
-import { findStepOutput, finishAttempt, startAttempt } from '../sql/step-attempts.ts';
+import { findStepOutput, finishAttempt, startAttempt, stepWasStarted } from '../sql/step-attempts.ts';
 import { compensateOrder } from './compensate-order.ts';
 import type { Step, StepDeps } from './step.ts';
 
@@ -13,11 +14,14 @@ export type StepOutcome = { state: 'done'; output: unknown } | { state: 'skipped
 export class StepFailure extends Error {
   readonly error: AppError;
   readonly final: boolean;
-  constructor(error: AppError, final: boolean) {
+  /** This failure ended the order (and wrote its dead letter); false when the order had ended already. */
+  readonly endedOrder: boolean;
+  constructor(error: AppError, final: boolean, endedOrder = final) {
     super(`${error.code}: ${error.message}`, { cause: error });
     this.name = 'StepFailure';
     this.error = error;
     this.final = final;
+    this.endedOrder = endedOrder;
   }
 }
 
@@ -30,16 +34,24 @@ export async function runStep(
   step: Step,
   deps: StepDeps,
   ref: OrderRef,
-  attempt: { worker: string; isLast: boolean },
+  attempt: { worker: string; isLast: boolean; number: number },
 ): Promise<StepOutcome> {
   const { db } = deps;
   const { orderId } = ref;
   const run = { orderId, generation: ref.generation };
-  const stored = await findStepOutput(db, run, step.name);
-  if (stored !== undefined) return { state: 'done', output: stored };
   const order = await findOrder(db, orderId);
   if (!order) throw new StepFailure(new AppError('not_found', `Order ${orderId} does not exist`), true);
-  if (order.generation !== ref.generation) return { state: 'skipped', reason: `job of generation ${ref.generation}` };
+  // An ended generation (the order failed, was cancelled, or was retried as a newer generation) may
+  // still hold an effect of this step that landed after its compensation ran: an authorization whose
+  // answer was lost to a timeout, a compensation that failed. A retry of the step is what comes back to
+  // it, so it undoes what is left (idempotently) instead of just stopping.
+  const ended = order.generation !== ref.generation || order.status === 'FAILED' || order.status === 'CANCELLED';
+  if (ended) {
+    if (step.compensate && (await stepWasStarted(db, run, step.name))) await compensateOrder(deps, run);
+    return { state: 'skipped', reason: `generation ${ref.generation} of the order has ended (${order.status})` };
+  }
+  const stored = await findStepOutput(db, run, step.name);
+  if (stored !== undefined) return { state: 'done', output: stored };
   if (isTerminal(order.status)) return { state: 'skipped', reason: `order is ${order.status}` };
 
   const actor = `worker:${step.name}`;
@@ -81,20 +93,39 @@ export async function runStep(
   } catch (caught) {
     const error = classify(caught);
     const final = !error.retryable || attempt.isLast;
-    await db.transaction(async (tx) => {
+    const endedOrder = await db.transaction(async (tx) => {
       await finishAttempt(tx, attemptId, { outcome: 'failed', errorCode: error.code, errorMessage: error.message });
       await touchOrder(tx, orderId);
-      if (!final) return;
-      await transitionOrder(tx, {
+      if (!final) return false;
+      const failed = await transitionOrder(tx, {
         orderId,
         to: 'FAILED',
         actor,
         reason: error.message,
         failure: { reason: error.code, step: step.name },
       });
+      if (!failed) return false;
+      // The dead letter is written with the failure, so that a crash before its job is enqueued cannot
+      // lose it: the reconciler enqueues dead letters left unhandled.
+      await recordDeadLetter(tx, {
+        ...run,
+        step: step.name,
+        errorCode: error.code,
+        message: error.message,
+        attempts: attempt.number,
+        payload: ref,
+      });
+      return true;
     });
     await invalidate();
-    throw new StepFailure(error, final);
+    // Ended by someone else while this attempt ran: that ending's dead letter covers the order; what
+    // this step may have done meanwhile is undone here.
+    if (final && !endedOrder && step.compensate) {
+      await compensateOrder(deps, run).catch((err) =>
+        deps.log.warn({ orderId, err: err.message }, 'compensation failed'),
+      );
+    }
+    throw new StepFailure(error, final, endedOrder);
   }
 }
 

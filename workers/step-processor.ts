@@ -18,7 +18,11 @@ export function createStepProcessor(step: Step, deps: StepDeps, queues: OrderQue
     const attempt = job.attemptsMade + 1;
     const isLast = attempt >= (job.opts.attempts ?? 1);
     try {
-      const outcome = await withTimeout(runStep(step, deps, ref, { worker, isLast }), policy.timeoutMs, step.name);
+      const outcome = await withTimeout(
+        runStep(step, deps, ref, { worker, isLast, number: attempt }),
+        policy.timeoutMs,
+        step.name,
+      );
       // Validation is the one step outside the flow tree (see queues/flow.ts): it starts the rest.
       if (step.name === 'validate' && outcome.state === 'done') await queues.addFulfilmentFlow(ref);
       return outcome;
@@ -29,6 +33,7 @@ export function createStepProcessor(step: Step, deps: StepDeps, queues: OrderQue
         failure.message,
       );
       if (!failure.final) throw caught;
+      if (!failure.endedOrder) throw new UnrecoverableError(failure.message);
       await queues.addDeadLetter({
         orderId: String(ref?.orderId),
         generation: Number(ref?.generation) || 0,

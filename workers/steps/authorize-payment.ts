@@ -41,11 +41,14 @@ export const authorizePayment: Step<{ authorizationId: string }> = {
     });
   },
 
-  // Voids every live authorization the gateway holds for the order, recorded by us or not (a timeout
-  // can leave one unrecorded). A captured payment is refunded by reserve-stock's compensation instead.
+  // Voids the live authorization this generation's authorize call made, recorded by us or not (a
+  // timeout can leave one unrecorded): the gateway knows it by its idempotency key. Authorizations of
+  // other generations are not this compensation's to touch. A captured payment is refunded by
+  // reserve-stock's compensation instead.
   async compensate({ db, gateway }, order) {
+    const authorizeKey = providerKey(order, 'authorize');
     const held = (await gateway.findAuthorizations(order.id)).filter(
-      (a) => a.status === 'authorized' && !a.voided && a.captured === 0,
+      (a) => a.idempotencyKey === authorizeKey && a.status === 'authorized' && !a.voided && a.captured === 0,
     );
     for (const auth of held) {
       const key = providerKey(order, `void-${auth.authorizationId}`);

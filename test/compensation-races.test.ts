@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TransientError } from '../domain/errors.ts';
+import type { PaymentGateway } from '../providers/payment-gateway.ts';
+import { listDeadLetters } from '../sql/dead-letters.ts';
+import { insertOrder } from '../sql/orders.ts';
+import { reconcile } from '../workers/maintenance.ts';
+import { runStep } from '../workers/run-step.ts';
+import type { StepDeps } from '../workers/step.ts';
+import { steps } from '../workers/steps/index.ts';
+import { type Harness, startHarness } from './support/harness.ts';
+
+// Races between a step's effect and the order's end, found by the fault-injection suite, replayed
+// deterministically: the steps run here, by hand; only the dead-letter worker runs in the background.
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({ env: { WORKER_QUEUES: 'dead-letter' } });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+async function newOrder(sku: string): Promise<{ orderId: string; generation: number; round: number }> {
+  const orderId = randomUUID();
+  await h.deps.db.transaction((tx) =>
+    insertOrder(
+      tx,
+      {
+        id: orderId,
+        customerId: 'cust_ada',
+        region: 'eu',
+        currency: 'EUR',
+        totalCents: 4999,
+        shippingAddress: { name: 'A', line1: '1 St', city: 'L', postalCode: 'N1', country: 'GB' },
+        paymentToken: '4242424242424242',
+        items: [{ sku, name: sku, quantity: 1, unit_price_cents: 4999, final_sale: false }],
+      },
+      'test',
+    ),
+  );
+  return { orderId, generation: 1, round: 0 };
+}
+
+/** The real gateway client, with authorize held until released (a slow network, a busy worker). */
+function heldGateway(real: PaymentGateway) {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const gateway: PaymentGateway = {
+    ...real,
+    authorize: async (input, key) => {
+      await gate;
+      return real.authorize(input, key);
+    },
+  };
+  return { gateway, release };
+}
+
+const live = async (orderId: string) =>
+  (await h.deps.gateway.findAuthorizations(orderId)).filter((a) => a.status === 'authorized' && !a.voided);
+const attempt = { worker: 'test', isLast: false, number: 1 };
+
+describe('an authorization that lands after its order failed', () => {
+  it('is voided by the retry of its step even when its answer was lost', async () => {
+    await h.setStock('FRIEREN-01-LTD', 'eu', 0);
+    const ref = await newOrder('FRIEREN-01-LTD');
+    const held = heldGateway(h.deps.gateway);
+    const deps: StepDeps = { ...h.deps, gateway: held.gateway };
+    await runStep(steps.validate, deps, ref, attempt);
+
+    const authorizing = runStep(steps['authorize-payment'], deps, ref, attempt).catch((error: Error) => error);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await expect(runStep(steps['check-inventory'], deps, ref, attempt)).rejects.toThrow(/out_of_stock/);
+    await h.waitForQuiet(); // the dead letter's compensation ran: nothing to void yet
+
+    h.sandbox.gateway.settings.resetRate = 1; // the authorization lands; its answer is lost
+    held.release();
+    expect(await authorizing).toBeInstanceOf(Error);
+    h.sandbox.gateway.settings.resetRate = 0;
+    expect(await live(ref.orderId)).toHaveLength(1);
+
+    const retry = await runStep(steps['authorize-payment'], deps, ref, { ...attempt, number: 2 });
+    expect(retry.state).toBe('skipped');
+    expect(await live(ref.orderId)).toEqual([]);
+  });
+
+  it('is voided on the retry when its compensation failed the first time', async () => {
+    await h.setStock('BERSERK-41', 'eu', 0);
+    const ref = await newOrder('BERSERK-41');
+    const held = heldGateway(h.deps.gateway);
+    let voidFailures = 1;
+    const gateway: PaymentGateway = {
+      ...held.gateway,
+      voidAuthorization: async (id, key) => {
+        if (voidFailures-- > 0) throw new TransientError('provider_unavailable', 'gateway answered 503');
+        return held.gateway.voidAuthorization(id, key);
+      },
+    };
+    const deps: StepDeps = { ...h.deps, gateway };
+    await runStep(steps.validate, deps, ref, attempt);
+    const authorizing = runStep(steps['authorize-payment'], deps, ref, attempt).catch((error: Error) => error);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await expect(runStep(steps['check-inventory'], deps, ref, attempt)).rejects.toThrow(/out_of_stock/);
+    await h.waitForQuiet();
+
+    held.release(); // succeeds on an ended order; undoing it meets the 503
+    expect(await authorizing).toBeInstanceOf(Error);
+    expect(await live(ref.orderId)).toHaveLength(1);
+
+    await runStep(steps['authorize-payment'], deps, ref, { ...attempt, number: 2 });
+    expect(await live(ref.orderId)).toEqual([]);
+  });
+});
+
+describe('a dead letter whose job was lost in a crash', () => {
+  it('is written with the failure and enqueued again by the reconciler', async () => {
+    await h.setStock('CHAINSAW-05', 'eu', 0);
+    const ref = await newOrder('CHAINSAW-05');
+    await runStep(steps.validate, h.deps, ref, attempt);
+    // The step fails for good; the process dies before it enqueues the dead letter (nothing is enqueued here).
+    await expect(runStep(steps['check-inventory'], h.deps, ref, attempt)).rejects.toThrow(/out_of_stock/);
+    const written = (await listDeadLetters(h.deps.db, { limit: 50 })).find((d) => d.order_id === ref.orderId);
+    expect(written?.status).toBe('received');
+
+    await reconcile(h.deps, h.deps.queues, { stuckAfterMs: 0, retryPolicy: h.config.orderRetry });
+    await h.waitForQuiet();
+    const handled = (await listDeadLetters(h.deps.db, { limit: 50 })).find((d) => d.order_id === ref.orderId);
+    expect(handled?.status).toBe('retry_scheduled'); // handled: out of stock, so retried after a restock
+  });
+});
