@@ -6,6 +6,7 @@ import type { Deps } from '../runtime/deps.ts';
 import { findApiKey } from '../sql/api-keys.ts';
 import { mountBullBoard } from './admin.ts';
 import { adminInventoryRoutes } from './admin-inventory.ts';
+import { cacheKeyLookups } from './api-key-cache.ts';
 import { apiKeyAuth, type Caller } from './auth.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
 import { createErrorHandler, notFound } from './errors.ts';
@@ -20,15 +21,20 @@ export type AppDeps = Pick<
   bodyLimitBytes: number;
   idempotencyStaleAfterMs: number;
   recentOrdersTtlMs: number;
+  /** How long a key lookup is remembered (and so how long a revoked key keeps working). */
+  apiKeyCacheTtlMs?: number;
 };
 
 /** The HTTP API. Opens no port: `api/server.ts` serves it, tests call `app.request()`. */
 export function createApp(deps: AppDeps) {
   const app = new Hono();
-  const findKey = async (key: string): Promise<Caller | null> => {
-    const found = await findApiKey(deps.db, key);
-    return found && { apiKeyId: found.id, name: found.name, role: found.role, customerId: found.customer_id };
-  };
+  const findKey = cacheKeyLookups(
+    async (key: string): Promise<Caller | null> => {
+      const found = await findApiKey(deps.db, key);
+      return found && { apiKeyId: found.id, name: found.name, role: found.role, customerId: found.customer_id };
+    },
+    { ttlMs: deps.apiKeyCacheTtlMs ?? 60_000, maxEntries: 10_000 },
+  );
 
   app.use(requestId());
   app.use(async function accessLog(c, next) {

@@ -61,6 +61,7 @@ describe('loadConfig', () => {
         hotStock: 20,
         coolDownMs: 60_000,
         purchaseLimit: 2,
+        relayIntervalMs: 25,
       },
       paymentGateway: { url: 'http://127.0.0.1:4001', timeoutMs: 10_000 },
       carrier: { url: 'http://127.0.0.1:4002', timeoutMs: 5_000 },

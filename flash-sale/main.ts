@@ -3,8 +3,8 @@ import { createCacheMetrics } from '../cache/metrics.ts';
 import { createReadThrough } from '../cache/read-through.ts';
 import { loadConfig, orExit } from '../config/index.ts';
 import { createRedis } from '../queues/order-queues.ts';
+import { connectWhenReady } from '../runtime/deps.ts';
 import { createLogger } from '../runtime/logger.ts';
-import { createDatabase } from '../sql/database.ts';
 import { startFlashSaleController } from './start-flash-sale-controller.ts';
 
 // The flash-sale controller process (`npm run start:flash-sale`): the outbox relay and the controller.
@@ -13,7 +13,7 @@ import { startFlashSaleController } from './start-flash-sale-controller.ts';
 
 const config = orExit(() => loadConfig());
 const log = createLogger(config.logLevel, 'flash-sale');
-const db = await createDatabase(config.db);
+const db = await connectWhenReady(config, log);
 const redis = createRedis(config.redis.url);
 redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
 // The read path's invalidation, not a bare DEL: it also stops a cache fill in flight, which read the
@@ -25,7 +25,7 @@ const cache = createReadThrough(redis, {
 });
 const flashSale = await startFlashSaleController(
   { db, redis, log, cache },
-  { ...config.flashSale, namespace: config.namespace },
+  { ...config.flashSale, namespace: config.namespace, relay: { intervalMs: config.flashSale.relayIntervalMs } },
 );
 
 let stopping = false;

@@ -84,7 +84,7 @@ export async function createDeps(
  * A process that starts while PostgreSQL is restarting (or not up yet, as in a fresh compose up) waits
  * for it, up to a minute, instead of exiting.
  */
-async function connectWhenReady(config: Config, log: Logger): Promise<Db> {
+export async function connectWhenReady(config: Config, log: Logger): Promise<Db> {
   const deadline = Date.now() + 60_000;
   for (let attempt = 1; ; attempt++) {
     const db = await createDatabase(config.db);
