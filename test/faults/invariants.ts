@@ -124,6 +124,11 @@ export async function checkInvariants(options: {
   const conservation = await checkStock(db, options.initialStock, options.restocked);
   const history = await checkHistory(db, orders);
   const poison = await checkPoison(db, options.poisonAttempts);
+  const undocumented = (
+    await db.any(sql.type(z.object({ id: z.string() }))`
+    SELECT o.id::text FROM orders o WHERE o.status = 'FAILED' AND NOT EXISTS (
+      SELECT 1 FROM dead_letters d WHERE d.order_id = o.id::text AND d.generation = o.generation)`)
+  ).map((r) => r.id);
   return {
     checks: [
       check(
@@ -138,6 +143,10 @@ export async function checkInvariants(options: {
       check('stock conserved per SKU and region', conservation),
       check('history replays along the state machine to the final status', history),
       check('the poison job is parked after exactly its attempts', poison),
+      check(
+        'every FAILED order has a dead letter for its generation',
+        undocumented.map((id) => `${id}: none`),
+      ),
     ],
     lost: lost.length,
     doubleCaptures: doubleCaptures.length,
