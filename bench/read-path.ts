@@ -1,0 +1,283 @@
+import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startFlashSaleController } from '../flash-sale/start-flash-sale-controller.ts';
+import { getStockLevels } from '../sql/inventory.ts';
+import {
+  type Cleanups,
+  placeOrder,
+  type System,
+  startSystem,
+  submitBurst,
+  waitForOrders,
+} from './in-process-system.ts';
+import {
+  clockOffset,
+  pollGaps,
+  readReservations,
+  reflectionLags,
+  type StockChange,
+  type StockPoll,
+  startStockPoller,
+} from './stock-freshness.ts';
+import { printTable, roundTo, sleep, summarize } from './support.ts';
+
+// How fresh the read path is during a burst of orders on one SKU, and what a cache hit costs. The whole
+// system runs in this process and the API is called with app.request(): this measures the server-side
+// path without HTTP socket overhead.
+
+const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+const { values: args } = parseArgs({ options: { rate: { type: 'string' }, seconds: { type: 'string' } } });
+const RATE = Number(args.rate ?? 20);
+const SECONDS = Number(args.seconds ?? 15);
+if (!(RATE > 0 && SECONDS > 0)) throw new Error('--rate (orders/s) and --seconds must be positive numbers');
+const ORDERS = Math.round(RATE * SECONDS);
+const REGION = 'eu';
+const STOCK = 1_000_000;
+const POLL_MS = 5;
+// The default is 60 s. A cool SKU's answer changes only when its entry expires, so a burst must span
+// more than one TTL to show the spread of lags; with 60 s that would take the run past two minutes.
+const STOCK_TTL_MS = 10_000;
+const WORKER_CONCURRENCY = 20;
+const ORDER_READS = 2_000;
+const WARMUP_READS = 100; // untimed: the first calls of each path include JIT compilation
+const STALL_TIMEOUT_MS = 60_000;
+const flashSale = { rateWindowMs: 5_000, hotRatePerMinute: 30, purchaseLimit: 1_000_000 };
+// Two bursts in sequence, each with a controller of its own: the normal SKU's controller has a rate
+// threshold no burst reaches, so that SKU stays cool while it sells as fast as the hot one.
+const phases = [
+  { name: 'normal', sku: 'ONEPIECE-105', hotRatePerMinute: 1_000_000_000 },
+  { name: 'hot', sku: 'BERSERK-42', hotRatePerMinute: flashSale.hotRatePerMinute },
+];
+type Phase = (typeof phases)[number];
+type PhaseRow = ReturnType<typeof summarizePhase>;
+type ReadRows = Awaited<ReturnType<typeof measureOrderReads>>;
+
+async function runPhase(system: System, phase: Phase, interrupted: AbortSignal) {
+  const label = `${phase.name} SKU ${phase.sku}`;
+  const { db, redis, log, cache } = system.deps;
+  const controller = await startFlashSaleController(
+    { db, redis, log, cache },
+    {
+      ...system.config.flashSale,
+      hotRatePerMinute: phase.hotRatePerMinute,
+      namespace: system.config.namespace,
+      consumerName: `bench-${phase.name}`,
+    },
+  );
+  const poller = startStockPoller(system.app, system.keys.customers[0]!.apiKey, phase.sku, REGION, POLL_MS);
+  const lastAnswer = () => poller.polls.at(-1);
+  const detail = () => `GET /inventory: available ${lastAnswer()?.available}, hot ${lastAnswer()?.hot}`;
+  try {
+    const ids: string[] = [];
+    const aborted = new AbortController();
+    const signal = AbortSignal.any([interrupted, aborted.signal]);
+    const burst = { region: REGION, sku: phase.sku, ratePerSecond: RATE, count: ORDERS };
+    const submitting = submitBurst(system, burst, ids, signal).catch((error) => aborted.abort(error));
+    await waitForOrders(system, ids, ORDERS, { label, signal, stallTimeoutMs: STALL_TIMEOUT_MS, detail });
+    await submitting;
+    // A cool SKU's answer catches up only when its entry expires: wait up to the TTL for the last change.
+    const [level] = await getStockLevels(db, REGION, [phase.sku]);
+    console.log(`${label}: waiting for GET /inventory to show the last change (available ${level!.available})`);
+    const deadline = performance.now() + STOCK_TTL_MS + 5_000;
+    while ((lastAnswer()?.available ?? Number.POSITIVE_INFINITY) > level!.available) {
+      if (performance.now() > deadline || poller.failure()) break;
+      signal.throwIfAborted();
+      await sleep(50);
+    }
+    await poller.stop();
+    return summarizePhase(phase, poller.polls, await readReservations(db, phase.sku, REGION, ids));
+  } finally {
+    await poller.stop().catch(() => {});
+    await controller.stop();
+  }
+}
+
+function summarizePhase(phase: Phase, polls: readonly StockPoll[], changes: readonly StockChange[]) {
+  const { lags, unreflected } = reflectionLags(polls, changes);
+  const [first, last] = [changes[0]?.createdAtMs ?? Number.NaN, changes.at(-1)?.createdAtMs ?? Number.NaN];
+  const during = polls.filter((p) => p.at >= first && p.at <= last);
+  const hotAt = polls.find((p) => p.hot)?.at;
+  if (phase.name === 'normal' && hotAt !== undefined) throw new Error(`${phase.sku} turned hot: not a normal SKU`);
+  if (phase.name === 'hot' && hotAt === undefined) throw new Error(`${phase.sku} never turned hot during its burst`);
+  const lag = summarize(lags, 1);
+  const gaps = summarize(pollGaps(during), 1);
+  const pickup = summarize(
+    changes.flatMap((c) => (c.publishedAtMs === null ? [] : [c.publishedAtMs - c.createdAtMs])),
+    1,
+  );
+  return {
+    phase: phase.name,
+    sku: phase.sku,
+    hotRatePerMinute: phase.hotRatePerMinute,
+    reservations: changes.length,
+    reservationsPerSecond: roundTo((changes.length - 1) / ((last - first) / 1000), 1),
+    answersDuringBurst: during.length,
+    hotAnswersPercent: roundTo((100 * during.filter((p) => p.hot).length) / Math.max(1, during.length), 1),
+    reservationsBeforeHot: hotAt === undefined ? null : changes.filter((c) => c.createdAtMs < hotAt).length,
+    ttlMsSeen: [...new Set(during.map((p) => p.ttlMs))].join('/'),
+    staleAnswers: during.filter((p) => p.source === 'stale').length,
+    lagP50Ms: lag.p50,
+    lagP99Ms: lag.p99,
+    lagMaxMs: lag.max,
+    reflected: lag.count,
+    unreflected,
+    relayPickupP50Ms: pickup.p50,
+    relayPickupP99Ms: pickup.p99,
+    pollGapP50Ms: gaps.p50,
+    pollGapP99Ms: gaps.p99,
+  };
+}
+
+async function measureOrderReads(system: System, signal: AbortSignal) {
+  const id = await placeOrder(system, REGION, phases[0]!.sku, 0);
+  await waitForOrders(system, [id], 1, { label: 'order to read', signal, stallTimeoutMs: STALL_TIMEOUT_MS });
+  const headers = { authorization: `Bearer ${system.keys.customers[0]!.apiKey}` };
+  async function getOrder() {
+    const response = await system.app.request(`/orders/${id}`, { headers });
+    return { status: response.status, text: await response.text() };
+  }
+  const { redis, keys } = system.apiDeps;
+  const cacheKey = keys.order(id, 'status');
+  await getOrder(); // fills the three cache entries
+  if ((await redis.get(cacheKey)) === null) throw new Error(`${cacheKey} is not in the cache`);
+  for (let i = 0; i < WARMUP_READS; i++) await Promise.all([getOrder(), redis.get(cacheKey)]);
+
+  const api: number[] = [];
+  let notFromCache = 0;
+  for (let i = 0; i < ORDER_READS; i++) {
+    const started = performance.now();
+    const answer = await getOrder();
+    api.push(performance.now() - started);
+    const freshness = (JSON.parse(answer.text) as { freshness?: Record<string, { source: string }> }).freshness ?? {};
+    const sources = Object.values(freshness).map((f) => f.source);
+    if (answer.status !== 200 || sources.length !== 3 || sources.some((s) => s !== 'cache')) notFromCache += 1;
+  }
+  if (notFromCache > 0) throw new Error(`${notFromCache}/${ORDER_READS} GET /orders/{id} were not all cache hits`);
+  const bare: number[] = [];
+  for (let i = 0; i < ORDER_READS; i++) {
+    const started = performance.now();
+    await redis.get(cacheKey);
+    bare.push(performance.now() - started);
+  }
+  return [
+    { read: 'GET /orders/{id}, all 3 groups cache hits', ...summarize(api, 3) },
+    { read: `redis GET ${cacheKey.replace(id, '<id>')}`, ...summarize(bare, 3) },
+  ];
+}
+
+function report(rows: PhaseRow[], reads: ReadRows, clock: Awaited<ReturnType<typeof clockOffset>>): void {
+  console.log(`\nGET /inventory/{sku} freshness during a burst of ${RATE} orders/s for ${SECONDS} s on that SKU`);
+  const headers = ['SKU', 'hot while measured', 'TTL ms', 'reservations', 'lag p50 ms', 'lag p99 ms', 'lag max ms'];
+  printTable(
+    [...headers, 'relay pickup p50/p99 ms', 'poll gap p50/p99 ms'],
+    rows.map((r) => [
+      `${r.sku} (${r.phase})`,
+      r.reservationsBeforeHot === null
+        ? 'no (0 answers hot)'
+        : `from reservation #${r.reservationsBeforeHot + 1} (${r.hotAnswersPercent}% of answers)`,
+      r.ttlMsSeen,
+      `${r.reflected}${r.unreflected ? ` (+${r.unreflected} never shown)` : ''}`,
+      r.lagP50Ms,
+      r.lagP99Ms,
+      r.lagMaxMs,
+      `${r.relayPickupP50Ms}/${r.relayPickupP99Ms}`,
+      `${r.pollGapP50Ms}/${r.pollGapP99Ms}`,
+    ]),
+  );
+  console.log(`
+lag: the arrival of the first GET /inventory answer that shows a reservation, minus the reservation's created_at
+  (clock_timestamp() inside its transaction; the COMMIT follows within about a millisecond and counts in the lag).
+  PostgreSQL's clock minus this process's: ${clock.offsetMs} ms (±${clock.uncertaintyMs}). Polled every ${POLL_MS} ms
+  plus the request's own time (poll gap). Relay pickup: the outbox relay's transaction start minus created_at.
+  The normal SKU's TTL is ${STOCK_TTL_MS} ms instead of the default 60000, so the burst spans more than one TTL in a
+  short run: its lag is bounded by the TTL and scales with it.`);
+  printTable(
+    ['read (app.request, same process, one at a time)', 'n', 'p50 ms', 'p99 ms', 'max ms'],
+    reads.map((r) => [r.read, r.count, r.p50, r.p99, r.max]),
+  );
+}
+
+async function writeResults(rows: PhaseRow[], reads: ReadRows, clock: object, load: object): Promise<void> {
+  const file = join(import.meta.dirname, 'results', 'read-path.json');
+  await mkdir(join(import.meta.dirname, 'results'), { recursive: true });
+  const git = execFileSync('git', ['describe', '--always', '--dirty'], { cwd: import.meta.dirname });
+  const results = {
+    date: new Date().toISOString(),
+    commit: git.toString().trim(),
+    machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model, node: process.version, loadavg: load },
+    parameters: {
+      ordersPerSecond: RATE,
+      burstSeconds: SECONDS,
+      region: REGION,
+      stockPerSku: STOCK,
+      pollIntervalMs: POLL_MS,
+      stockTtlMs: STOCK_TTL_MS,
+      workerConcurrency: WORKER_CONCURRENCY,
+      flashSale,
+      phases,
+      orderReads: ORDER_READS,
+      warmupReads: WARMUP_READS,
+      http: 'app.request(): server-side path, no HTTP socket',
+    },
+    clock,
+    stockFreshness: rows,
+    orderReads: reads,
+  };
+  await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nresults written to ${file}`);
+}
+
+// Other work on the machine shows in the latencies: recorded with them. (An object, not an array: the
+// results stay in the layout the formatter wants.)
+function loadAverage() {
+  const [m1, m5, m15] = loadavg();
+  return { '1m': m1, '5m': m5, '15m': m15 };
+}
+
+async function main(interrupted: AbortSignal): Promise<void> {
+  const cleanups: Cleanups = [];
+  const loadAtStart = loadAverage();
+  try {
+    const env = {
+      CACHE_TTL_STOCK_MS: String(STOCK_TTL_MS),
+      FLASH_SALE_PORT: '0',
+      FLASH_SALE_RATE_WINDOW_MS: String(flashSale.rateWindowMs),
+      FLASH_SALE_HOT_RATE_PER_MIN: String(flashSale.hotRatePerMinute),
+      // The seed has three customers: the default limit (2 while hot) would refuse most of the burst.
+      FLASH_SALE_PURCHASE_LIMIT: String(flashSale.purchaseLimit),
+    };
+    const stock = { region: REGION, skus: phases.map((p) => p.sku), available: STOCK };
+    const system = await startSystem(
+      { adminUrl, redisUrl, env, workerConcurrency: WORKER_CONCURRENCY, stock },
+      cleanups,
+    );
+    const clock = await clockOffset(system.deps.db);
+    const rows: PhaseRow[] = [];
+    for (const phase of phases) rows.push(await runPhase(system, phase, interrupted));
+    console.log(`order reads: ${ORDER_READS} GET /orders/{id}, then ${ORDER_READS} bare redis GET`);
+    const reads = await measureOrderReads(system, interrupted);
+    report(rows, reads, clock);
+    await writeResults(rows, reads, clock, { atStart: loadAtStart, atEnd: loadAverage() });
+  } finally {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) => console.error('cleanup failed:', error));
+    }
+  }
+}
+
+// Ctrl-C or SIGTERM ends the run through the same path as an error, so the cleanup still happens.
+const interrupted = new AbortController();
+const interrupt = (signal: NodeJS.Signals) => interrupted.abort(new Error(`interrupted by ${signal}`));
+process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
+try {
+  await main(interrupted.signal);
+} catch (error) {
+  console.error(`\nBENCHMARK FAILED: ${error instanceof Error ? error.message : error}`);
+  if (error instanceof Error && error.cause) console.error('cause:', error.cause);
+  process.exitCode = 1;
+}

@@ -1,0 +1,56 @@
+import pg from 'pg';
+import type { Deps } from '../runtime/deps.ts';
+
+// Small helpers of the benches: statistics, the printed tables, and the setup and cleanup steps that
+// reach past the system under test (the admin database, the Redis namespace).
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Wall-clock time in epoch milliseconds with sub-millisecond precision, comparable with PostgreSQL's. */
+export const epochNow = () => performance.timeOrigin + performance.now();
+
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+export function roundTo(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+export function summarize(values: readonly number[], digits: number) {
+  return {
+    count: values.length,
+    p50: roundTo(percentile(values, 50), digits),
+    p99: roundTo(percentile(values, 99), digits),
+    max: roundTo(values.length === 0 ? Number.NaN : Math.max(...values), digits),
+  };
+}
+
+export function printTable(headers: string[], rows: Array<Array<string | number>>): void {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(`\n${line(cells[0]!)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
+  for (const r of cells.slice(1)) console.log(line(r));
+}
+
+export async function adminQuery(adminUrl: string, text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function deleteKeys(redis: Deps['redis'], pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    if (keys.length > 0) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
