@@ -8,7 +8,7 @@ import type { Db } from '../sql/database.ts';
 import { createFlashSale, endFlashSale, type FlashSale, listFlashSales } from '../sql/flash-sales.ts';
 import { getStockLevels, restockStock, setAvailable } from '../sql/inventory.ts';
 import type { AuthEnv } from './auth.ts';
-import { fieldName } from './order-request.ts';
+import { iso, parseInput } from './input.ts';
 
 const region = z.string().trim().min(1).max(32);
 const restockBody = z.strictObject({
@@ -35,7 +35,7 @@ export function adminInventoryRoutes(deps: { db: Db; redis: Redis; keys: RedisKe
 
   app.post('/inventory/:sku/restock', async (c) => {
     const sku = c.req.param('sku');
-    const body = parseBody(restockBody, await c.req.json().catch(() => null));
+    const body = parseInput(restockBody, await c.req.json().catch(() => null), 'body');
     const result = await deps.db.transaction((tx) => restockStock(tx, { sku, ...body, region: body.region }));
     if (result !== 'moved') throw new AppError('not_found', `SKU ${sku} is not stocked in region ${body.region}`);
     return c.json(await stockAfterChange(sku, body.region));
@@ -43,7 +43,7 @@ export function adminInventoryRoutes(deps: { db: Db; redis: Redis; keys: RedisKe
 
   app.post('/inventory/:sku/adjust', async (c) => {
     const sku = c.req.param('sku');
-    const body = parseBody(adjustBody, await c.req.json().catch(() => null));
+    const body = parseInput(adjustBody, await c.req.json().catch(() => null), 'body');
     if ((await getStockLevels(deps.db, body.region, [sku])).length === 0) {
       throw new AppError('not_found', `SKU ${sku} is not stocked in region ${body.region}`);
     }
@@ -52,7 +52,7 @@ export function adminInventoryRoutes(deps: { db: Db; redis: Redis; keys: RedisKe
   });
 
   app.post('/flash-sales', async (c) => {
-    const body = parseBody(saleBody, await c.req.json().catch(() => null));
+    const body = parseInput(saleBody, await c.req.json().catch(() => null), 'body');
     const stocked = new Set((await getStockLevels(deps.db, body.region, body.skus)).map((l) => l.sku));
     const unknown = body.skus.flatMap((sku, i) =>
       stocked.has(sku) ? [] : [{ field: `skus[${i}]`, message: `"${sku}" is not sold in region ${body.region}` }],
@@ -96,19 +96,7 @@ export function adminInventoryRoutes(deps: { db: Db; redis: Redis; keys: RedisKe
   return app;
 }
 
-function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.flatMap((i) =>
-    i.code === 'unrecognized_keys'
-      ? i.keys.map((k) => ({ field: fieldName([...i.path, k]), message: 'is not a known field' }))
-      : [{ field: fieldName(i.path), message: i.message }],
-  );
-  throw new ValidationError('The body is not valid', problems);
-}
-
 function presentSale(s: FlashSale) {
-  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   return {
     id: s.id,
     name: s.name,

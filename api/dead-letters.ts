@@ -9,7 +9,7 @@ import { type DeadLetter, findDeadLetter, listDeadLetters, updateDeadLetter } fr
 import { reopenFailedOrder } from '../sql/orders.ts';
 import { listPayments } from '../sql/payments.ts';
 import type { AuthEnv } from './auth.ts';
-import { fieldName } from './order-request.ts';
+import { iso, parseInput } from './input.ts';
 
 const statuses = [
   'received',
@@ -36,20 +36,16 @@ export function deadLetterRoutes(deps: {
   const app = new Hono<AuthEnv>();
 
   app.get('/', async (c) => {
-    const parsed = listQuery.safeParse(c.req.query());
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => ({ field: fieldName(i.path), message: i.message }));
-      throw new ValidationError('The query is not valid', problems);
-    }
+    const query = parseInput(listQuery, c.req.query(), 'query');
     const rows = await listDeadLetters(deps.db, {
-      status: parsed.data.status,
-      limit: parsed.data.limit,
-      beforeId: parsed.data.before,
+      status: query.status,
+      limit: query.limit,
+      beforeId: query.before,
     });
     const last = rows.at(-1);
     return c.json({
       deadLetters: rows.map(present),
-      next: rows.length === parsed.data.limit && last ? `?before=${last.id}` : null,
+      next: rows.length === query.limit && last ? `?before=${last.id}` : null,
     });
   });
 
@@ -118,8 +114,6 @@ async function load(db: Db, rawId: string): Promise<DeadLetter> {
   if (!letter) throw new AppError('not_found', `Dead letter ${id} not found`);
   return letter;
 }
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function present(d: DeadLetter) {
   return {

@@ -7,8 +7,7 @@ import { findOrder, listHistory, type Order } from '../sql/orders.ts';
 import { listPayments, type Payment } from '../sql/payments.ts';
 import { findShipment } from '../sql/shipments.ts';
 import { listAttempts } from '../sql/step-attempts.ts';
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+import { iso } from './input.ts';
 
 // GET /orders/{id} is three groups of fields that change at different rates and are cached apart:
 // what was placed (never changes), where it stands (every step), and tracking (the carrier).

@@ -8,7 +8,7 @@ import { AppError, ValidationError } from '../domain/errors.ts';
 import type { Db } from '../sql/database.ts';
 import { listRecentOrders, type OrderSummary } from '../sql/orders.ts';
 import type { AuthEnv, Caller } from './auth.ts';
-import { fieldName } from './order-request.ts';
+import { parseInput } from './input.ts';
 
 export type ReadDeps = {
   db: Db;
@@ -55,7 +55,7 @@ export function readRoutes(deps: ReadDeps) {
   app.get('/customers/:id/orders', async (c) => {
     const customerId = c.req.param('id');
     if (!mayRead(c.get('caller'), customerId)) throw new AppError('not_found', `Customer ${customerId} not found`);
-    const query = parseQuery(recentQuery, c.req.query());
+    const query = parseInput(recentQuery, c.req.query(), 'query');
     const cursor = query.before ? decodeCursor(query.before) : undefined;
     let orders: readonly OrderSummary[];
     let freshness = { asOf: new Date().toISOString(), ageMs: 0, source: 'database' as string };
@@ -89,7 +89,7 @@ export function readRoutes(deps: ReadDeps) {
   });
 
   app.get('/inventory/:sku', async (c) => {
-    const query = parseQuery(stockQuery, c.req.query());
+    const query = parseInput(stockQuery, c.req.query(), 'query');
     return c.json(await deps.stock.read(c.req.param('sku'), query.region));
   });
 
@@ -104,17 +104,6 @@ const stockQuery = z.strictObject({ region: z.string().trim().min(1, 'is require
 
 function mayRead(caller: Caller, customerId: string): boolean {
   return caller.role === 'admin' || caller.customerId === customerId;
-}
-
-function parseQuery<T extends z.ZodType>(schema: T, query: Record<string, string>): z.infer<T> {
-  const parsed = schema.safeParse(query);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.flatMap((i) =>
-    i.code === 'unrecognized_keys'
-      ? i.keys.map((k) => ({ field: k, message: 'is not a known parameter' }))
-      : [{ field: fieldName(i.path), message: i.message }],
-  );
-  throw new ValidationError('The query is not valid', problems);
 }
 
 function encodeCursor(o: OrderSummary): string {
