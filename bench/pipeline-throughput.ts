@@ -16,6 +16,7 @@ import { type DemoKeys, seedDemo } from '../scripts/seed.ts';
 import { sql } from '../sql/database.ts';
 import { setAvailable } from '../sql/inventory.ts';
 import { migrate } from '../sql/migrate.ts';
+import { adminQuery, deleteKeys, percentile, printTable, sleep } from './support.ts';
 
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -42,22 +43,6 @@ type Row = Awaited<ReturnType<typeof runSetup>>;
 
 const workerEntry = join(import.meta.dirname, '..', 'workers', 'main.ts');
 const round = (ms: number) => Math.round(ms);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
-
-async function adminQuery(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
 
 // process.env is passed on so that knobs such as DB_POOL_SIZE can be tried without editing the bench.
 function spawnWorkers(env: Record<string, string>, count: number, concurrency: number): ChildProcess[] {
@@ -227,14 +212,6 @@ async function runSetup(bench: Bench, setup: (typeof setups)[number], index: num
   }
 }
 
-function printTable(headers: string[], rows: Array<Array<string | number>>): void {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  console.log(`\n${line(cells[0]!)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
-  for (const r of cells.slice(1)) console.log(line(r));
-}
-
 const columns: Array<[string, (r: Row) => string | number]> = [
   ['setup', (r) => r.setup],
   ['orders', (r) => r.orders],
@@ -257,15 +234,6 @@ function report(rows: Row[]): void {
     const steps = r.steps.map((s) => [s.step, s.startsAtMs, s.runsForMs, s.retries]);
     printTable(['step', 'starts at ms', 'runs for ms', 'retries'], steps);
   }
-}
-
-async function deleteKeys(deps: Deps, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await deps.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    if (keys.length > 0) await deps.redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
 }
 
 async function writeResults(rows: Row[]): Promise<void> {
@@ -291,8 +259,8 @@ async function main(interrupted: AbortSignal): Promise<void> {
   const dbName = `orderflow_bench_${suffix}`;
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
-    await adminQuery(`CREATE DATABASE "${dbName}"`);
-    cleanups.push(() => adminQuery(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`));
+    await adminQuery(adminUrl, `CREATE DATABASE "${dbName}"`);
+    cleanups.push(() => adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`));
     const dbUrl = new URL(adminUrl);
     dbUrl.pathname = `/${dbName}`;
     await migrate(dbUrl.toString());
@@ -312,7 +280,7 @@ async function main(interrupted: AbortSignal): Promise<void> {
     // failFast, as api/server.ts builds it: the API in this process is the one under test.
     const deps = await createDeps(config, createLogger('warn', 'bench'), { failFastRedis: true });
     cleanups.push(() => deps.close());
-    cleanups.push(() => deleteKeys(deps, `${config.namespace}:*`));
+    cleanups.push(() => deleteKeys(deps.redis, `${config.namespace}:*`));
     cleanups.push(() => Promise.all(Object.values(deps.queues.queues).map((q) => q.obliterate({ force: true }))));
     for (const sku of keys.skus) await setAvailable(deps.db, sku, REGION, 1_000_000);
     // The API is called with app.request(), as the tests do: a loopback fetch would put the HTTP client's
