@@ -25,7 +25,7 @@ const cache = createReadThrough(redis, {
 });
 const flashSale = await startFlashSaleController(
   { db, redis, log, cache },
-  { ...config.flashSale, namespace: config.namespace, relay: { intervalMs: config.flashSale.relayIntervalMs } },
+  { ...config.flashSale, namespace: config.namespace },
 );
 
 let stopping = false;

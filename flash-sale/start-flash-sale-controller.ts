@@ -56,7 +56,11 @@ export async function startFlashSaleController(
     await readRecentEvents(deps.redis, keys.inventoryEvents, Date.now() - settings.rateWindowMs),
   );
 
-  const relay = startRelay(deps, { streamKey: keys.inventoryEvents, ...settings.relay }, metrics.published);
+  const relay = startRelay(
+    deps,
+    { streamKey: keys.inventoryEvents, intervalMs: settings.relayIntervalMs, ...settings.relay },
+    metrics.published,
+  );
   const every = (ms: number | undefined, fallback: number) => ({ intervalMs: ms ?? fallback });
   const refresher = repeat('declared sales', controller.refreshSales, every(settings.refreshSalesEveryMs, 2_000), log);
   const evaluator = repeat('evaluation', controller.evaluateAll, every(settings.evaluateEveryMs, 1_000), log);
