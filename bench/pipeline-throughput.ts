@@ -5,7 +5,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { z } from 'zod';
 import { createApp } from '../api/app.ts';
 import { loadConfig } from '../config/index.ts';
