@@ -18,7 +18,10 @@ export async function listCompensations(
     SELECT generation, step, outcome, detail FROM compensations WHERE order_id = ${orderId} ORDER BY updated_at`);
 }
 
-/** Records the latest outcome, except that "nothing to undo" never hides what an earlier run undid. */
+/**
+ * Records a compensation's outcome for the order's view. Done wins: a failure reported late by a
+ * concurrent run never overwrites it, and "nothing to undo" never hides what an earlier run undid.
+ */
 export async function recordCompensation(
   db: Db,
   c: { orderId: string; generation: number; step: string } & Compensation,
@@ -28,5 +31,6 @@ export async function recordCompensation(
     VALUES (${c.orderId}, ${c.generation}, ${c.step}, ${c.outcome}, ${c.detail})
     ON CONFLICT (order_id, generation, step) DO UPDATE
       SET outcome = EXCLUDED.outcome, detail = EXCLUDED.detail, updated_at = clock_timestamp()
-      WHERE compensations.outcome = 'failed' OR EXCLUDED.detail <> ${NOTHING_TO_UNDO}`);
+      WHERE compensations.outcome = 'failed'
+         OR (EXCLUDED.outcome = 'done' AND EXCLUDED.detail <> ${NOTHING_TO_UNDO})`);
 }

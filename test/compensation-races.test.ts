@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransientError } from '../domain/errors.ts';
 import type { PaymentGateway } from '../providers/payment-gateway.ts';
+import { listCompensations, recordCompensation } from '../sql/compensations.ts';
 import { listDeadLetters } from '../sql/dead-letters.ts';
 import { insertOrder } from '../sql/orders.ts';
 import { reconcile } from '../workers/maintenance.ts';
@@ -127,5 +128,20 @@ describe('a dead letter whose job was lost in a crash', () => {
     await h.waitForQuiet();
     const handled = (await listDeadLetters(h.deps.db, { limit: 50 })).find((d) => d.order_id === ref.orderId);
     expect(handled?.status).toBe('retry_scheduled'); // handled: out of stock, so retried after a restock
+  });
+});
+
+describe('the record of a compensation', () => {
+  it('keeps done when a concurrent run reports its failure later, and keeps what was undone', async () => {
+    const { orderId } = await newOrder('ONEPIECE-105');
+    const record = (outcome: 'done' | 'failed', detail: string) =>
+      recordCompensation(h.deps.db, { orderId, generation: 1, step: 'authorize-payment', outcome, detail });
+    await record('failed', 'gateway answered 503');
+    await record('done', 'voided auth_1');
+    await record('failed', 'gateway answered 503');
+    await record('done', 'nothing to undo');
+    expect(await listCompensations(h.deps.db, orderId)).toEqual([
+      { generation: 1, step: 'authorize-payment', outcome: 'done', detail: 'voided auth_1' },
+    ]);
   });
 });
