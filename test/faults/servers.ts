@@ -138,17 +138,3 @@ function answersPing(port: number): Promise<boolean> {
     socket.on('error', () => undefined);
   });
 }
-
-/** Whether something already listens on the port (a server left behind by an interrupted run). */
-export function portInUse(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.setTimeout(1_000, () => socket.destroy());
-    socket.on('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-    socket.on('timeout', () => resolve(false));
-  });
-}

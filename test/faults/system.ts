@@ -1,15 +1,29 @@
+import { once } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import { type DemoKeys, seedDemo } from '../../scripts/seed.ts';
 import { createDatabase, type Db } from '../../sql/database.ts';
 import { setAvailable } from '../../sql/inventory.ts';
 import { migrate } from '../../sql/migrate.ts';
 import { readStock, type StockRow } from './invariants.ts';
 import { type Processes, startProcesses } from './processes.ts';
-import { type PostgresServer, portInUse, type RedisServer, startPostgres, startRedis } from './servers.ts';
+import { type PostgresServer, type RedisServer, startPostgres, startRedis } from './servers.ts';
 
 // The whole system on private servers and ports: PostgreSQL, Redis, the sandbox, one API and the
 // workers, configured with short timeouts so that the injected faults bite.
 
-export const PORTS = { postgres: 55432, redis: 56379, api: 53100, gateway: 54101, carrier: 54102 };
+/** Free ports, asked of the kernel: runs never collide, with each other or with anything else. */
+async function choosePorts() {
+  const servers = await Promise.all(
+    [0, 1, 2, 3, 4].map(async () => {
+      const server = createServer().listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      return server;
+    }),
+  );
+  const [postgres, redis, api, gateway, carrier] = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return { postgres: postgres!, redis: redis!, api: api!, gateway: gateway!, carrier: carrier! };
+}
 export const QUEUE_PREFIX = '{faults}';
 
 /**
@@ -63,9 +77,7 @@ export async function startSystem(options: {
   workers: number;
   onStarted: (stop: () => Promise<void>, kill?: () => void) => void;
 }): Promise<System> {
-  for (const [name, port] of Object.entries(PORTS)) {
-    if (await portInUse(port)) throw new Error(`port ${port} (${name}) is in use: is an earlier fault run still up?`);
-  }
+  const PORTS = await choosePorts();
   const postgres = await startPostgres(options.root, PORTS.postgres);
   options.onStarted(postgres.stop);
   const redis = await startRedis(options.root, PORTS.redis);
