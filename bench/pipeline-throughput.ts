@@ -15,7 +15,7 @@ import { type DemoKeys, seedDemo } from '../scripts/seed.ts';
 import { sql } from '../sql/database.ts';
 import { setAvailable } from '../sql/inventory.ts';
 import { migrate } from '../sql/migrate.ts';
-import { adminQuery, deleteKeys, percentile, printTable, sleep } from './support.ts';
+import { adminQuery, deleteKeys, percentile, printTable, runBenchmark, sleep } from './support.ts';
 
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -303,13 +303,4 @@ async function main(interrupted: AbortSignal): Promise<void> {
   }
 }
 
-// Ctrl-C or SIGTERM ends the run through the same path as an error, so the cleanup still happens.
-const interrupted = new AbortController();
-const interrupt = (signal: NodeJS.Signals) => interrupted.abort(new Error(`interrupted by ${signal}`));
-process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
-try {
-  await main(interrupted.signal);
-} catch (error) {
-  console.error(`\nBENCHMARK FAILED: ${error instanceof Error ? error.message : error}`);
-  process.exitCode = 1;
-}
+await runBenchmark(main);

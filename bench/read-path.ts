@@ -22,7 +22,7 @@ import {
   type StockPoll,
   startStockPoller,
 } from './stock-freshness.ts';
-import { printTable, roundTo, sleep, summarize } from './support.ts';
+import { printTable, roundTo, runBenchmark, sleep, summarize } from './support.ts';
 
 // How fresh the read path is during a burst of orders on one SKU, and what a cache hit costs. The whole
 // system runs in this process and the API is called with app.request(): this measures the server-side
@@ -270,14 +270,4 @@ async function main(interrupted: AbortSignal): Promise<void> {
   }
 }
 
-// Ctrl-C or SIGTERM ends the run through the same path as an error, so the cleanup still happens.
-const interrupted = new AbortController();
-const interrupt = (signal: NodeJS.Signals) => interrupted.abort(new Error(`interrupted by ${signal}`));
-process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
-try {
-  await main(interrupted.signal);
-} catch (error) {
-  console.error(`\nBENCHMARK FAILED: ${error instanceof Error ? error.message : error}`);
-  if (error instanceof Error && error.cause) console.error('cause:', error.cause);
-  process.exitCode = 1;
-}
+await runBenchmark(main);

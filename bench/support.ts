@@ -54,3 +54,20 @@ export async function deleteKeys(redis: Deps['redis'], pattern: string): Promise
     cursor = next;
   } while (cursor !== '0');
 }
+
+/**
+ * Runs a benchmark's main: Ctrl-C or SIGTERM aborts it through the same path as an error, so its
+ * cleanup still happens; a failure is printed (with its cause) and the exit code set.
+ */
+export async function runBenchmark(main: (interrupted: AbortSignal) => Promise<void>): Promise<void> {
+  const interrupted = new AbortController();
+  const interrupt = (signal: NodeJS.Signals) => interrupted.abort(new Error(`interrupted by ${signal}`));
+  process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
+  try {
+    await main(interrupted.signal);
+  } catch (error) {
+    console.error(`\nBENCHMARK FAILED: ${error instanceof Error ? error.message : error}`);
+    if (error instanceof Error && error.cause) console.error('cause:', error.cause);
+    process.exitCode = 1;
+  }
+}

@@ -112,14 +112,23 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
         return { ...stale, source: 'stale', ageMs: Date.now() - stale.asOf };
       }
     },
-    /** Drops the fresh copies (the stale ones stay for outages) and bars in-flight fills from writing. */
-    async invalidate(keys: readonly string[]): Promise<void> {
-      if (keys.length === 0) return;
-      const pipeline = redis.pipeline();
-      for (const key of keys) pipeline.incr(`${key}:ver`).pexpire(`${key}:ver`, options.staleRetentionMs).del(key);
-      await pipeline.exec();
-    },
+    invalidate: (keys: readonly string[]) => invalidateCacheKeys(redis, keys, options.staleRetentionMs),
   };
+}
+
+/**
+ * Drops the fresh copies (the stale ones stay for outages) and bars in-flight fills from writing back
+ * what they read before the change. For writers that do not read through the cache (the controller).
+ */
+export async function invalidateCacheKeys(
+  redis: Redis,
+  keys: readonly string[],
+  staleRetentionMs: number,
+): Promise<void> {
+  if (keys.length === 0) return;
+  const pipeline = redis.pipeline();
+  for (const key of keys) pipeline.incr(`${key}:ver`).pexpire(`${key}:ver`, staleRetentionMs).del(key);
+  await pipeline.exec();
 }
 export type ReadThrough = ReturnType<typeof createReadThrough>;
 

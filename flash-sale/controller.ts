@@ -11,7 +11,7 @@ import { forgetOldSales, heatInput, isForgettable, newSkuState, recordEvent, typ
 /** How stock cache entries are dropped; the read path's own invalidation when given (see start file). */
 export type StockInvalidation = { invalidate(keys: readonly string[]): Promise<void> };
 
-export type ControllerDeps = { db: Db; redis: Redis; log: Logger; keys: RedisKeys; cache?: StockInvalidation };
+export type ControllerDeps = { db: Db; redis: Redis; log: Logger; keys: RedisKeys; cache: StockInvalidation };
 export type ControllerSettings = HeatThresholds & { purchaseLimit: number };
 
 type OpenSale = DeclaredSale & { region: string; skus: readonly string[] };
@@ -103,8 +103,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
   async function invalidate(hot: readonly SkuState[]): Promise<void> {
     if (hot.length === 0) return;
     const stockKeys = hot.map((s) => keys.stock(s.region, s.sku));
-    if (deps.cache) await deps.cache.invalidate(stockKeys);
-    else await redis.del(...stockKeys);
+    await deps.cache.invalidate(stockKeys);
     metrics.invalidated(stockKeys.length);
   }
 

@@ -1,6 +1,4 @@
-import { Registry } from 'prom-client';
-import { createCacheMetrics } from '../cache/metrics.ts';
-import { createReadThrough } from '../cache/read-through.ts';
+import { invalidateCacheKeys } from '../cache/read-through.ts';
 import { loadConfig, orExit } from '../config/index.ts';
 import { createRedis } from '../queues/order-queues.ts';
 import { connectWhenReady } from '../runtime/deps.ts';
@@ -17,12 +15,10 @@ const db = await connectWhenReady(config, log);
 const redis = createRedis(config.redis.url);
 redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
 // The read path's invalidation, not a bare DEL: it also stops a cache fill in flight, which read the
-// stock before the change, from writing it back. Its read metrics are not used here.
-const cache = createReadThrough(redis, {
-  budgetMs: config.cache.dbReadBudgetMs,
-  staleRetentionMs: config.cache.staleRetentionMs,
-  metrics: createCacheMetrics(new Registry()),
-});
+// stock before the change, from writing it back.
+const cache = {
+  invalidate: (keys: readonly string[]) => invalidateCacheKeys(redis, keys, config.cache.staleRetentionMs),
+};
 const flashSale = await startFlashSaleController(
   { db, redis, log, cache },
   { ...config.flashSale, namespace: config.namespace },

@@ -15,7 +15,7 @@ import { serveStatus } from './status-server.ts';
 
 export const CONSUMER_GROUP = 'flash-sale-controller';
 
-export type FlashSaleDeps = { db: Db; redis: Redis; log: Logger; cache?: StockInvalidation };
+export type FlashSaleDeps = { db: Db; redis: Redis; log: Logger; cache: StockInvalidation };
 
 export type FlashSaleSettings = Config['flashSale'] & {
   namespace: string;

@@ -1,4 +1,5 @@
 import type { BackoffOptions } from 'bullmq';
+import type { NewDeadLetter } from '../sql/dead-letters.ts';
 
 // The contract between the API and the workers: queue names, job payloads, and each step's retry
 // policy, defined once. A queue is named after the step it runs.
@@ -18,15 +19,8 @@ export const MAINTENANCE_QUEUE = 'maintenance';
 export type OrderRef = { orderId: string; generation: number; round: number };
 export type StepJobData = OrderRef;
 
-export type DeadLetterJobData = {
-  orderId: string;
-  generation: number;
-  step: string;
-  errorCode: string;
-  message: string;
-  attempts: number;
-  payload: unknown;
-};
+/** The dead letter as it is recorded (sql/dead-letters.ts): the job carries it whole. */
+export type DeadLetterJobData = NewDeadLetter;
 
 export type MaintenanceJobData =
   | { kind: 'reconcile' }

@@ -23,18 +23,17 @@ const columns = sql.fragment`id, order_id, generation, step, error_code, error_m
   retry_at, note, created_at, updated_at`;
 
 /** Records a dead letter once per (order, generation, step); a redelivered job finds the existing row. */
-export async function recordDeadLetter(
-  db: Db | Tx,
-  d: {
-    orderId: string;
-    generation: number;
-    step: string;
-    errorCode: string;
-    message: string;
-    attempts: number;
-    payload: unknown;
-  },
-): Promise<DeadLetter> {
+export type NewDeadLetter = {
+  orderId: string;
+  generation: number;
+  step: string;
+  errorCode: string;
+  message: string;
+  attempts: number;
+  payload: unknown;
+};
+
+export async function recordDeadLetter(db: Db | Tx, d: NewDeadLetter): Promise<DeadLetter> {
   await db.query(sql.typeAlias('void')`
     INSERT INTO dead_letters (order_id, generation, step, error_code, error_message, attempts, payload, status)
     VALUES (${d.orderId}, ${d.generation}, ${d.step}, ${d.errorCode}, ${d.message}, ${d.attempts},
