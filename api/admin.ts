@@ -7,6 +7,10 @@ import type { Hono } from 'hono';
 
 export const BULL_BOARD_PATH = '/admin/queues';
 
+export function isBullBoardPath(path: string): boolean {
+  return path === BULL_BOARD_PATH || path.startsWith(`${BULL_BOARD_PATH}/`);
+}
+
 /** Mounts Bull Board on the app; the caller puts admin authentication in front of the path. */
 export function mountBullBoard(app: Hono<never>, queues: Queue[]): void {
   const serverAdapter = new HonoAdapter(serveStatic).setBasePath(BULL_BOARD_PATH);

@@ -1,13 +1,14 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { csrf } from 'hono/csrf';
 import { requestId } from 'hono/request-id';
 import { AppError } from '../domain/errors.ts';
 import type { Deps } from '../runtime/deps.ts';
 import { findApiKey } from '../sql/api-keys.ts';
-import { mountBullBoard } from './admin.ts';
+import { isBullBoardPath, mountBullBoard } from './admin.ts';
 import { adminInventoryRoutes } from './admin-inventory.ts';
 import { cacheKeyLookups } from './api-key-cache.ts';
-import { apiKeyAuth, type Caller } from './auth.ts';
+import { type AuthEnv, apiKeyAuth, type Caller } from './auth.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
 import { createErrorHandler, notFound } from './errors.ts';
 import { healthRoutes } from './health.ts';
@@ -27,7 +28,7 @@ export type AppDeps = Pick<
 
 /** The HTTP API. Opens no port: `api/server.ts` serves it, tests call `app.request()`. */
 export function createApp(deps: AppDeps) {
-  const app = new Hono();
+  const app = new Hono<AuthEnv>();
   const findKey = cacheKeyLookups(
     async (key: string): Promise<Caller | null> => {
       const found = await findApiKey(deps.db, key);
@@ -67,7 +68,17 @@ export function createApp(deps: AppDeps) {
   for (const path of ['/orders', '/orders/*', '/customers/*', '/inventory/*']) app.use(path, apiKeyAuth({ findKey }));
   app.route('/orders', orderRoutes(deps));
   app.route('/', readRoutes(deps));
-  app.use('/admin/*', apiKeyAuth({ findKey, role: 'admin' }));
+  // Bull Board is the one page a browser opens: it alone takes Basic auth, behind a CSRF check (a browser
+  // sends remembered Basic credentials with a cross-site form too).
+  const adminAuth = apiKeyAuth({ findKey, role: 'admin' });
+  const boardAuth = apiKeyAuth({ findKey, role: 'admin', basic: true });
+  const boardCsrf = csrf();
+  app.use('/admin/*', function adminAccess(c, next) {
+    if (!isBullBoardPath(c.req.path)) return adminAuth(c, next);
+    return boardAuth(c, async () => {
+      await boardCsrf(c, next);
+    });
+  });
   app.route('/admin/dead-letters', deadLetterRoutes(deps));
   app.route('/admin', adminInventoryRoutes(deps));
   mountBullBoard(app as never, Object.values(deps.queues.queues));

@@ -37,7 +37,6 @@ export function createErrorHandler(log: Logger) {
     const status = statusByCode[error.code];
     if (status >= 500) log.error({ err, path: c.req.path, method: c.req.method }, error.message);
     if (status === 503) c.header('Retry-After', '5');
-    if (error.code === 'unauthorized') c.header('WWW-Authenticate', 'Bearer, Basic realm="orderflow"');
     const body: ErrorBody = { error: { code: error.code, message: status === 500 ? 'Internal error' : error.message } };
     if (error.details !== undefined && status < 500) body.error.details = error.details;
     return c.json(body, status);
@@ -49,6 +48,7 @@ function toHttpError(err: Error): AppError {
   if (err instanceof HTTPException) {
     if (err.status === 413) return new AppError('payload_too_large', err.message || 'Request body is too large');
     if (err.status === 401) return new AppError('unauthorized', err.message || 'Authentication required');
+    if (err.status === 403) return new AppError('forbidden', err.message || 'Forbidden (cross-site request)');
     if (err.status === 404) return new AppError('not_found', err.message || 'Not found');
     if (err.status < 500) return new AppError('validation_failed', err.message || 'Bad request');
   }

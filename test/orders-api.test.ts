@@ -200,4 +200,45 @@ describe('operations endpoints', () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toMatch(/<html/i);
   });
+
+  it('challenges with Basic alone on Bull Board, so a browser asks for the login', async () => {
+    const res = await h.app.request('/admin/queues');
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Basic realm="orderflow"/);
+  });
+
+  it('refuses Basic auth everywhere but Bull Board, so a cross-site form cannot ride an admin login', async () => {
+    const basic = `Basic ${Buffer.from(`admin:${h.adminKey}`).toString('base64')}`;
+    const sale = await h.app.request('/admin/inventory/BERSERK-42/restock', {
+      method: 'POST',
+      headers: { authorization: basic, 'content-type': 'application/json' },
+      body: JSON.stringify({ region: 'eu', quantity: 5 }),
+    });
+    expect(sale.status).toBe(401);
+    expect(sale.headers.get('www-authenticate')).toBe('Bearer realm="orderflow"');
+    const read = await h.app.request('/orders/00000000-0000-4000-8000-000000000000', {
+      headers: { authorization: `Basic ${Buffer.from(`x:${h.customerKey}`).toString('base64')}` },
+    });
+    expect(read.status).toBe(401);
+  });
+
+  it('refuses a cross-site form post to Bull Board even with the admin login', async () => {
+    const basic = `Basic ${Buffer.from(`admin:${h.adminKey}`).toString('base64')}`;
+    const forged = await h.app.request('/admin/queues/api/queues/validate/pause', {
+      method: 'PUT',
+      headers: {
+        authorization: basic,
+        'content-type': 'text/plain',
+        origin: 'https://evil.example',
+        'sec-fetch-site': 'cross-site',
+      },
+      body: 'x=1',
+    });
+    expect(forged.status).toBe(403);
+    expect((await forged.json()).error.code).toBe('forbidden');
+    const sameOrigin = await h.app.request('http://localhost/admin/queues/api/queues', {
+      headers: { authorization: basic, 'sec-fetch-site': 'same-origin' },
+    });
+    expect(sameOrigin.status).toBe(200);
+  });
 });
