@@ -15,10 +15,8 @@ import { type DemoKeys, seedDemo } from '../scripts/seed.ts';
 import { sql } from '../sql/database.ts';
 import { setAvailable } from '../sql/inventory.ts';
 import { migrate } from '../sql/migrate.ts';
-import { adminQuery, deleteKeys, percentile, printTable, runBenchmark, sleep } from './support.ts';
+import { adminQuery, benchServers, deleteKeys, percentile, printTable, runBenchmark, sleep } from './support.ts';
 
-const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const workerDbPoolSize = process.env.DB_POOL_SIZE ?? '10'; // the workers' own default, recorded with the results
 
 const { values: args } = parseArgs({ options: { orders: { type: 'string' }, quick: { type: 'boolean' } } });
@@ -258,6 +256,7 @@ async function main(interrupted: AbortSignal): Promise<void> {
   const dbName = `orderflow_bench_${suffix}`;
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
+    const { adminUrl, redisUrl } = await benchServers(cleanups);
     await adminQuery(adminUrl, `CREATE DATABASE "${dbName}"`);
     cleanups.push(() => adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`));
     const dbUrl = new URL(adminUrl);

@@ -22,14 +22,11 @@ import {
   type StockPoll,
   startStockPoller,
 } from './stock-freshness.ts';
-import { printTable, roundTo, runBenchmark, sleep, summarize } from './support.ts';
+import { benchServers, printTable, roundTo, runBenchmark, sleep, summarize } from './support.ts';
 
 // How fresh the read path is during a burst of orders on one SKU, and what a cache hit costs. The whole
 // system runs in this process and the API is called with app.request(): this measures the server-side
 // path without HTTP socket overhead.
-
-const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const { values: args } = parseArgs({ options: { rate: { type: 'string' }, seconds: { type: 'string' } } });
 const RATE = Number(args.rate ?? 20);
@@ -243,6 +240,7 @@ async function main(interrupted: AbortSignal): Promise<void> {
   const cleanups: Cleanups = [];
   const loadAtStart = loadAverage();
   try {
+    const { adminUrl, redisUrl } = await benchServers(cleanups);
     const env = {
       CACHE_TTL_STOCK_MS: String(STOCK_TTL_MS),
       FLASH_SALE_PORT: '0',

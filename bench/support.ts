@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Deps } from '../runtime/deps.ts';
+import { serversForRun } from '../scripts/local-servers.ts';
 
 // Small helpers of the benches: statistics, the printed tables, and the setup and cleanup steps that
 // reach past the system under test (the admin database, the Redis namespace).
@@ -34,6 +35,22 @@ export function printTable(headers: string[], rows: Array<Array<string | number>
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   console.log(`\n${line(cells[0]!)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   for (const r of cells.slice(1)) console.log(line(r));
+}
+
+/**
+ * The bench's PostgreSQL (an admin URL: it creates and drops a database) and Redis, by the tests' rule:
+ * BENCH_DATABASE_URL / BENCH_REDIS_URL (a URL, or `embedded`), else the local default servers when they
+ * answer, else servers started for the run. Their stop is pushed first, so it runs last.
+ */
+export async function benchServers(cleanups: Array<() => Promise<unknown>>) {
+  const servers = await serversForRun({
+    databaseUrl: process.env.BENCH_DATABASE_URL,
+    redisUrl: process.env.BENCH_REDIS_URL,
+    variables: { database: 'BENCH_DATABASE_URL', redis: 'BENCH_REDIS_URL' },
+    log: (message) => console.log(message),
+  });
+  cleanups.push(() => servers.stop());
+  return { adminUrl: servers.adminDatabaseUrl, redisUrl: servers.redisUrl };
 }
 
 export async function adminQuery(adminUrl: string, text: string): Promise<void> {

@@ -87,12 +87,14 @@ export async function createDeps(
 export async function connectWhenReady(config: Config, log: Logger): Promise<Db> {
   const deadline = Date.now() + 60_000;
   for (let attempt = 1; ; attempt++) {
-    const db = await createDatabase(config.db);
+    // slonik's createPool connects at once, so it fails like the ping does while PostgreSQL starts up.
+    let db: Db | undefined;
     try {
+      db = await createDatabase(config.db);
       await pingDatabase(db);
       return db;
     } catch (error) {
-      await db.end().catch(() => {});
+      await db?.end().catch(() => {});
       const cause = (error as { cause?: unknown }).cause ?? error;
       if (!isDatabaseOutage(cause) || Date.now() > deadline) throw error;
       log.warn({ attempt, err: (error as Error).message }, 'PostgreSQL not ready; waiting');

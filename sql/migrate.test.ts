@@ -1,10 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listMigrations, migrate } from './migrate.ts';
 
 // Runs against the real PostgreSQL: each database is created fresh for this file and dropped after it.
-const adminUrl = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+// The run's server is chosen by test/support/global-setup.ts.
+const adminUrl = inject('adminDatabaseUrl');
 
 const admin = new pg.Client({ connectionString: adminUrl });
 const databases: string[] = [];

@@ -1,8 +1,10 @@
-// Where the tests find the real servers. CI and the developers' machines run PostgreSQL and Redis on
-// the standard local ports; override with TEST_DATABASE_URL (an admin connection: it creates and
-// drops databases) and TEST_REDIS_URL.
-export const adminDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-export const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+import { inject } from 'vitest';
+
+// Where the tests find the real servers: chosen once per run by test/support/global-setup.ts (from
+// TEST_DATABASE_URL and TEST_REDIS_URL, or servers it starts) and handed to every test file. Child
+// processes get them from the harness's env (DATABASE_URL, REDIS_URL).
+export const adminDatabaseUrl = inject('adminDatabaseUrl');
+export const redisUrl = inject('redisUrl');
 
 export function databaseUrl(name: string): string {
   const url = new URL(adminDatabaseUrl);
