@@ -8,22 +8,24 @@ import type { Db } from '../sql/database.ts';
 import { createFlashSale, endFlashSale, type FlashSale, listFlashSales } from '../sql/flash-sales.ts';
 import { getStockLevels, restockStock, setAvailable } from '../sql/inventory.ts';
 import type { AuthEnv } from './auth.ts';
-import { iso, parseInput } from './input.ts';
+import { calendarDate, instant, iso, jsonBody, noBody, pathParams, positiveIdParam, skuParam, text } from './input.ts';
 
-const region = z.string().trim().min(1).max(32);
+const region = text(32);
+const skuPath = z.object({ sku: skuParam });
+const salePath = z.object({ id: positiveIdParam });
 const restockBody = z.strictObject({
   region,
   quantity: z.int().min(1).max(1_000_000),
-  nextRestockDate: z.iso.date().nullable().optional(),
+  nextRestockDate: calendarDate.nullable().optional(),
 });
 const adjustBody = z.strictObject({ region, available: z.int().min(0).max(1_000_000) });
 const saleBody = z
   .strictObject({
-    name: z.string().trim().min(1).max(200),
+    name: text(200),
     region,
-    skus: z.array(z.string().trim().min(1).max(64)).min(1).max(100),
-    startsAt: z.iso.datetime({ offset: true }),
-    endsAt: z.iso.datetime({ offset: true }),
+    skus: z.array(text(64)).min(1).max(100),
+    startsAt: instant,
+    endsAt: instant,
     purchaseLimit: z.int().min(1).max(1000).optional(),
   })
   .refine((s) => Date.parse(s.endsAt) > Date.parse(s.startsAt), { path: ['endsAt'], message: 'must be after startsAt' })
@@ -33,17 +35,17 @@ const saleBody = z
 export function adminInventoryRoutes(deps: { db: Db; redis: Redis; keys: RedisKeys; cache: ReadThrough }) {
   const app = new Hono<AuthEnv>();
 
-  app.post('/inventory/:sku/restock', async (c) => {
-    const sku = c.req.param('sku');
-    const body = parseInput(restockBody, await c.req.json().catch(() => null), 'body');
+  app.post('/inventory/:sku/restock', pathParams(skuPath), jsonBody(restockBody), async (c) => {
+    const { sku } = c.req.valid('param');
+    const body = c.req.valid('json');
     const result = await deps.db.transaction((tx) => restockStock(tx, { sku, ...body, region: body.region }));
     if (result !== 'moved') throw new AppError('not_found', `SKU ${sku} is not stocked in region ${body.region}`);
     return c.json(await stockAfterChange(sku, body.region));
   });
 
-  app.post('/inventory/:sku/adjust', async (c) => {
-    const sku = c.req.param('sku');
-    const body = parseInput(adjustBody, await c.req.json().catch(() => null), 'body');
+  app.post('/inventory/:sku/adjust', pathParams(skuPath), jsonBody(adjustBody), async (c) => {
+    const { sku } = c.req.valid('param');
+    const body = c.req.valid('json');
     if ((await getStockLevels(deps.db, body.region, [sku])).length === 0) {
       throw new AppError('not_found', `SKU ${sku} is not stocked in region ${body.region}`);
     }
@@ -51,8 +53,8 @@ export function adminInventoryRoutes(deps: { db: Db; redis: Redis; keys: RedisKe
     return c.json(await stockAfterChange(sku, body.region));
   });
 
-  app.post('/flash-sales', async (c) => {
-    const body = parseInput(saleBody, await c.req.json().catch(() => null), 'body');
+  app.post('/flash-sales', jsonBody(saleBody), async (c) => {
+    const body = c.req.valid('json');
     const stocked = new Set((await getStockLevels(deps.db, body.region, body.skus)).map((l) => l.sku));
     const unknown = body.skus.flatMap((sku, i) =>
       stocked.has(sku) ? [] : [{ field: `skus[${i}]`, message: `"${sku}" is not sold in region ${body.region}` }],
@@ -71,10 +73,8 @@ export function adminInventoryRoutes(deps: { db: Db; redis: Redis; keys: RedisKe
 
   app.get('/flash-sales', async (c) => c.json({ flashSales: (await listFlashSales(deps.db, 100)).map(presentSale) }));
 
-  app.post('/flash-sales/:id/end', async (c) => {
-    const id = Number(c.req.param('id'));
-    if (!Number.isSafeInteger(id) || id < 1)
-      throw new ValidationError('Flash sale id is not valid', [{ field: 'id', message: 'must be a positive integer' }]);
+  app.post('/flash-sales/:id/end', pathParams(salePath), noBody(), async (c) => {
+    const { id } = c.req.valid('param');
     const sale = await endFlashSale(deps.db, id);
     if (!sale) throw new AppError('conflict', `Flash sale ${id} does not exist or has ended already`);
     return c.json(presentSale(sale));

@@ -1,7 +1,7 @@
 import { Job } from 'bullmq';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { AppError, ValidationError } from '../domain/errors.ts';
+import { AppError } from '../domain/errors.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import { DEAD_LETTER_QUEUE } from '../queues/pipeline.ts';
 import type { Db } from '../sql/database.ts';
@@ -9,7 +9,7 @@ import { type DeadLetter, findDeadLetter, listDeadLetters, updateDeadLetter } fr
 import { reopenFailedOrder } from '../sql/orders.ts';
 import { listPayments } from '../sql/payments.ts';
 import type { AuthEnv } from './auth.ts';
-import { iso, parseInput } from './input.ts';
+import { iso, noBody, pathParams, positiveIdParam, queryParams, UUID } from './input.ts';
 
 const statuses = [
   'received',
@@ -25,6 +25,7 @@ const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   before: z.coerce.number().int().min(1).optional(),
 });
+const letterPath = z.object({ id: positiveIdParam });
 const open = ['received', 'retry_scheduled', 'parked', 'compensation_failed', 'resolved'] as const;
 
 /** Operators' view of the dead letters: list them, replay one, discard one. Admin keys only. */
@@ -35,8 +36,8 @@ export function deadLetterRoutes(deps: {
 }) {
   const app = new Hono<AuthEnv>();
 
-  app.get('/', async (c) => {
-    const query = parseInput(listQuery, c.req.query(), 'query');
+  app.get('/', queryParams(listQuery), async (c) => {
+    const query = c.req.valid('query');
     const rows = await listDeadLetters(deps.db, {
       status: query.status,
       limit: query.limit,
@@ -49,12 +50,12 @@ export function deadLetterRoutes(deps: {
     });
   });
 
-  app.get('/:id', async (c) => c.json(present(await load(deps.db, c.req.param('id')))));
+  app.get('/:id', pathParams(letterPath), async (c) => c.json(present(await load(deps.db, c.req.valid('param').id))));
 
   // Replay: a dead letter whose compensation kept failing gets its handling run again; any other whose
   // order is FAILED gets the order retried as a new generation (never one that was captured).
-  app.post('/:id/replay', async (c) => {
-    const letter = await load(deps.db, c.req.param('id'));
+  app.post('/:id/replay', pathParams(letterPath), noBody(), async (c) => {
+    const letter = await load(deps.db, c.req.valid('param').id);
     const actor = `api:${c.get('caller').name}`;
     if (letter.status === 'compensation_failed') {
       const job = await Job.fromId(
@@ -70,32 +71,39 @@ export function deadLetterRoutes(deps: {
       await job.retry('failed');
       return c.json(present((await findDeadLetter(deps.db, letter.id))!), 202);
     }
-    if ((await listPayments(deps.db, letter.order_id).catch(() => [])).some((p) => p.kind === 'capture')) {
+    // A poison job's letter names no order: there is nothing to retry.
+    if (!UUID.test(letter.order_id)) {
+      throw new AppError('conflict', 'This dead letter is for a job that names no order: discard it instead');
+    }
+    if ((await listPayments(deps.db, letter.order_id)).some((p) => p.kind === 'capture')) {
       throw new AppError('conflict', 'The order was charged; replaying it could charge again. Resolve it by hand.');
     }
+    const nothingToReplay = () =>
+      new AppError(
+        'conflict',
+        `Nothing to replay: the dead letter is ${letter.status} and its order is not the failed one`,
+      );
     const generation = await deps.db.transaction(async (tx) => {
-      if (!(await updateDeadLetter(tx, letter.id, open, { status: 'replayed', note: `replayed by ${actor}` })))
-        return null;
-      return reopenFailedOrder(tx, {
+      if (!(await updateDeadLetter(tx, letter.id, open, { status: 'replayed', note: `replayed by ${actor}` }))) {
+        throw nothingToReplay();
+      }
+      const reopened = await reopenFailedOrder(tx, {
         orderId: letter.order_id,
         generation: letter.generation,
         actor,
         reason: 'replayed from the dead letters',
       });
+      // Thrown, not returned: the letter must not stay marked replayed when its order was not reopened.
+      if (reopened === null) throw nothingToReplay();
+      return reopened;
     });
-    if (generation === null) {
-      throw new AppError(
-        'conflict',
-        `Nothing to replay: the dead letter is ${letter.status} and its order is not the failed one`,
-      );
-    }
     await deps.invalidateOrder(letter.order_id);
     await deps.queues.enqueueOrder({ orderId: letter.order_id, generation, round: 0 });
     return c.json({ ...present((await findDeadLetter(deps.db, letter.id))!), generation }, 202);
   });
 
-  app.post('/:id/discard', async (c) => {
-    const letter = await load(deps.db, c.req.param('id'));
+  app.post('/:id/discard', pathParams(letterPath), noBody(), async (c) => {
+    const letter = await load(deps.db, c.req.valid('param').id);
     const note = `discarded by api:${c.get('caller').name}`;
     if (!(await updateDeadLetter(deps.db, letter.id, open, { status: 'discarded', note, retryAt: null }))) {
       throw new AppError('conflict', `The dead letter is already ${letter.status}`);
@@ -106,10 +114,7 @@ export function deadLetterRoutes(deps: {
   return app;
 }
 
-async function load(db: Db, rawId: string): Promise<DeadLetter> {
-  const id = Number(rawId);
-  if (!Number.isSafeInteger(id) || id < 1)
-    throw new ValidationError('Dead letter id is not valid', [{ field: 'id', message: 'must be a positive integer' }]);
+async function load(db: Db, id: number): Promise<DeadLetter> {
   const letter = await findDeadLetter(db, id);
   if (!letter) throw new AppError('not_found', `Dead letter ${id} not found`);
   return letter;

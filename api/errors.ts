@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { AppError, type ErrorCode } from '../domain/errors.ts';
+import { AppError, DataRejectedError, type ErrorCode } from '../domain/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 
 const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
@@ -13,6 +13,9 @@ const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   idempotency_key_in_flight: 409,
   order_not_active: 409,
   payload_too_large: 413,
+  unsupported_media_type: 415,
+  invalid_value: 400,
+  constraint_violated: 409,
   idempotency_key_reused: 422,
   payment_declined: 422,
   out_of_stock: 422,
@@ -28,7 +31,7 @@ const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   internal: 500,
 };
 
-export type ErrorBody = { error: { code: ErrorCode; message: string; details?: unknown } };
+export type ErrorBody = { error: { code: ErrorCode; message: string; details: unknown } };
 
 /** The one place where errors become HTTP answers: `{ error: { code, message, details } }`. */
 export function createErrorHandler(log: Logger) {
@@ -36,9 +39,16 @@ export function createErrorHandler(log: Logger) {
     const error = toHttpError(err);
     const status = statusByCode[error.code];
     if (status >= 500) log.error({ err, path: c.req.path, method: c.req.method }, error.message);
+    // The caller's mistake, but one the edge checks should have caught before PostgreSQL did: worth a look.
+    else if (error instanceof DataRejectedError) {
+      log.warn({ err, path: c.req.path, constraint: error.constraint }, 'PostgreSQL refused data from a request');
+    }
     if (status === 503) c.header('Retry-After', '5');
-    const body: ErrorBody = { error: { code: error.code, message: status === 500 ? 'Internal error' : error.message } };
-    if (error.details !== undefined && status < 500) body.error.details = error.details;
+    // Details are for the caller's mistakes; a 5xx says what kind of trouble, never what went wrong inside.
+    const details = status < 500 && error.details !== undefined ? error.details : null;
+    const body: ErrorBody = {
+      error: { code: error.code, message: status === 500 ? 'Internal error' : error.message, details },
+    };
     return c.json(body, status);
   };
 }
@@ -56,6 +66,8 @@ function toHttpError(err: Error): AppError {
 }
 
 export function notFound(c: Context): Response {
-  const body: ErrorBody = { error: { code: 'not_found', message: `No route for ${c.req.method} ${c.req.path}` } };
+  const body: ErrorBody = {
+    error: { code: 'not_found', message: `No route for ${c.req.method} ${c.req.path}`, details: null },
+  };
   return c.json(body, 404);
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../domain/errors.ts';
-import { fieldName, parseOrderRequest } from './order-request.ts';
+import { fieldName } from './input.ts';
+import { parseOrderRequest } from './order-request.ts';
 
 const validBody = {
   region: 'eu-west',

@@ -1,10 +1,9 @@
 import { z } from 'zod';
 import { ValidationError } from '../domain/errors.ts';
+import { fieldName, text } from './input.ts';
 
 // The body of POST /orders. Strict objects: an unknown field is an error, not silently dropped, and a
 // client-sent price, total or status is refused with a message that says why.
-
-const text = (max: number) => z.string().trim().min(1).max(max);
 
 export const orderRequestSchema = z.strictObject({
   customerId: text(64).optional(),
@@ -16,7 +15,7 @@ export const orderRequestSchema = z.strictObject({
   shippingAddress: z.strictObject({
     name: text(200),
     line1: text(200),
-    line2: z.string().trim().max(200).optional(),
+    line2: text(200, { min: 0 }).optional(),
     city: text(100),
     postalCode: text(20),
     country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code such as GB or FR'),
@@ -60,13 +59,4 @@ function unknownKeyMessage(key: string): string {
   return computedFields.has(key)
     ? `is not accepted: prices, totals and statuses are computed by orderflow`
     : 'is not a known field';
-}
-
-export function fieldName(path: ReadonlyArray<PropertyKey>): string {
-  return (
-    path.reduce<string>((name, part) => {
-      if (typeof part === 'number') return `${name}[${part}]`;
-      return name ? `${name}.${String(part)}` : String(part);
-    }, '') || '(body)'
-  );
 }

@@ -6,7 +6,7 @@ import { AppError, BusinessError, ValidationError } from '../domain/errors.ts';
 import { priceOrder } from '../domain/pricing.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { findCatalogItems } from '../sql/catalog.ts';
+import { findCatalogItems, findCustomerEmail } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
 import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
 import { getStockLevels } from '../sql/inventory.ts';
@@ -46,7 +46,7 @@ export async function placeOrder(
   request: OrderRequest,
   idempotencyKey: string | undefined,
 ): Promise<PlaceOrderResult> {
-  const customerId = resolveCustomer(caller, request.customerId);
+  const customerId = await resolveCustomer(deps.db, caller, request.customerId);
   const skus = request.items.map((i) => i.sku);
   const priced = priceOrder(request.items, await findCatalogItems(deps.db, skus));
   if (!priced.ok) throw new ValidationError('The order refers to things we do not sell', priced.problems);
@@ -162,7 +162,7 @@ async function enforcePurchaseLimits(
   }
 }
 
-function resolveCustomer(caller: Caller, requested: string | undefined): string {
+async function resolveCustomer(db: Db, caller: Caller, requested: string | undefined): Promise<string> {
   if (caller.role === 'customer') {
     if (requested !== undefined && requested !== caller.customerId) {
       throw new AppError('forbidden', 'A customer API key can only place orders for its own customer');
@@ -173,6 +173,11 @@ function resolveCustomer(caller: Caller, requested: string | undefined): string 
     throw new ValidationError('customerId is required with an admin key', [
       { field: 'customerId', message: 'is required with an admin key' },
     ]);
+  if ((await findCustomerEmail(db, requested)) === null) {
+    throw new ValidationError(`There is no customer ${requested}`, [
+      { field: 'customerId', message: 'is not a known customer' },
+    ]);
+  }
   return requested;
 }
 

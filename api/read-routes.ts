@@ -8,7 +8,7 @@ import { AppError, ValidationError } from '../domain/errors.ts';
 import type { Db } from '../sql/database.ts';
 import { listRecentOrders, type OrderSummary } from '../sql/orders.ts';
 import type { AuthEnv, Caller } from './auth.ts';
-import { parseInput } from './input.ts';
+import { customerIdParam, isMomentInRange, pathParams, queryParams, skuParam, text, UUID, uuidParam } from './input.ts';
 
 export type ReadDeps = {
   db: Db;
@@ -19,17 +19,14 @@ export type ReadDeps = {
   recentOrdersTtlMs: number;
 };
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const FIRST_PAGE = 50;
 
 /** The read tools of SPEC §3: get_order_status, get_recent_orders, check_stock, through the cache. */
 export function readRoutes(deps: ReadDeps) {
   const app = new Hono<AuthEnv>();
 
-  app.get('/orders/:id', async (c) => {
-    const id = c.req.param('id');
-    if (!uuid.test(id))
-      throw new ValidationError('Order id is not valid', [{ field: 'id', message: 'must be a UUID' }]);
+  app.get('/orders/:id', pathParams(z.object({ id: uuidParam })), async (c) => {
+    const { id } = c.req.valid('param');
     const read = await deps.orders.read(id);
     // Another customer's order is "not found", not "forbidden": its existence is not the caller's business.
     if (!mayRead(c.get('caller'), read.placed.value.customerId))
@@ -52,10 +49,10 @@ export function readRoutes(deps: ReadDeps) {
     });
   });
 
-  app.get('/customers/:id/orders', async (c) => {
-    const customerId = c.req.param('id');
+  app.get('/customers/:id/orders', pathParams(customerPath), queryParams(recentQuery), async (c) => {
+    const customerId = c.req.valid('param').id;
     if (!mayRead(c.get('caller'), customerId)) throw new AppError('not_found', `Customer ${customerId} not found`);
-    const query = parseInput(recentQuery, c.req.query(), 'query');
+    const query = c.req.valid('query');
     const cursor = query.before ? decodeCursor(query.before) : undefined;
     let orders: readonly OrderSummary[];
     let freshness = { asOf: new Date().toISOString(), ageMs: 0, source: 'database' as string };
@@ -88,19 +85,22 @@ export function readRoutes(deps: ReadDeps) {
     });
   });
 
-  app.get('/inventory/:sku', async (c) => {
-    const query = parseInput(stockQuery, c.req.query(), 'query');
-    return c.json(await deps.stock.read(c.req.param('sku'), query.region));
+  app.get('/inventory/:sku', pathParams(skuPath), queryParams(stockQuery), async (c) => {
+    return c.json(await deps.stock.read(c.req.valid('param').sku, c.req.valid('query').region));
   });
 
   return app;
 }
 
+const customerPath = z.object({ id: customerIdParam });
+const skuPath = z.object({ sku: skuParam });
 const recentQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(10),
   before: z.string().min(1).max(200).optional(),
 });
-const stockQuery = z.strictObject({ region: z.string().trim().min(1, 'is required, e.g. ?region=eu').max(32) });
+const stockQuery = z.strictObject({
+  region: z.string('is required, e.g. ?region=eu').pipe(text(32, { tooShort: 'is required, e.g. ?region=eu' })),
+});
 
 function mayRead(caller: Caller, customerId: string): boolean {
   return caller.role === 'admin' || caller.customerId === customerId;
@@ -112,8 +112,8 @@ function encodeCursor(o: OrderSummary): string {
 
 function decodeCursor(raw: string): { createdAt: number; id: string } {
   try {
-    const [createdAt, id] = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as [number, string];
-    if (Number.isFinite(createdAt) && uuid.test(id)) return { createdAt, id };
+    const [createdAt, id] = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (isMomentInRange(createdAt) && typeof id === 'string' && UUID.test(id)) return { createdAt, id };
   } catch {}
   throw new ValidationError('The cursor is not valid', [
     { field: 'before', message: 'use the `next` value of a previous page' },

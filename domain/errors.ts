@@ -12,6 +12,10 @@ export type ErrorCode =
   | 'idempotency_key_reused'
   | 'idempotency_key_in_flight'
   | 'payload_too_large'
+  | 'unsupported_media_type'
+  // PostgreSQL refused the data: a value it cannot hold, or a constraint (see DataRejectedError)
+  | 'invalid_value'
+  | 'constraint_violated'
   // business outcomes that end an order (permanent)
   | 'payment_declined'
   | 'out_of_stock'
@@ -73,6 +77,28 @@ export class BusinessError extends AppError {
   ) {
     super(code, message, { details });
     this.name = 'BusinessError';
+  }
+}
+
+/**
+ * PostgreSQL refused the data: a value it cannot hold (class 22: NUL, out-of-range date, bad syntax for
+ * the type) or a constraint (class 23: unique, foreign key, check, not null). Raised by sql/ only. At the
+ * API the data came from the caller, so it is a 4xx (the edge checks should have caught it first).
+ * `retryable` stays true, as for any unclassified error inside a worker: there it is a race a retry
+ * resolves (another attempt took the unique key) or a bug that gets the step's bounded retries and is
+ * then parked for an operator, never a business outcome that ends the order at once.
+ */
+export class DataRejectedError extends AppError {
+  /** The constraint PostgreSQL named, if any (for logs; not sent to callers). */
+  readonly constraint: string | null;
+  constructor(
+    code: 'invalid_value' | 'constraint_violated',
+    message: string,
+    options: { cause: unknown; details?: ErrorDetails; constraint?: string | null },
+  ) {
+    super(code, message, { cause: options.cause, details: options.details, retryable: true });
+    this.name = 'DataRejectedError';
+    this.constraint = options.constraint ?? null;
   }
 }
 

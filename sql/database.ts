@@ -1,25 +1,35 @@
+import pg from 'pg';
 import {
   BackendTerminatedError,
+  BackendTerminatedUnexpectedlyError,
+  CheckExclusionConstraintViolationError,
+  CheckIntegrityConstraintViolationError,
   ConnectionError,
   createPool,
   createSqlTag,
   type DatabasePool,
   type DatabaseTransactionConnection,
+  ForeignKeyIntegrityConstraintViolationError,
+  IntegrityConstraintViolationError,
   type Interceptor,
+  InvalidInputError,
+  NotNullIntegrityConstraintViolationError,
   type QueryResultRow,
   SchemaValidationError,
+  SlonikError,
   StatementTimeoutError,
+  UniqueIntegrityConstraintViolationError,
 } from 'slonik';
 import { z } from 'zod';
 import type { Config } from '../config/index.ts';
-import { TransientError } from '../domain/errors.ts';
+import { AppError, DataRejectedError, TransientError } from '../domain/errors.ts';
 
 /** The one SQL tag. `sql.typeAlias('void')` marks statements that return no rows. */
 export const sql = createSqlTag({ typeAliases: { void: z.object({}).strict() } });
 
 // The database handle that the rest of the system sees. It is slonik's pool with two additions: rows
-// of `sql.type(schema)` queries are validated against their schema, and infrastructure errors come out
-// as our TransientError('database_unavailable'), so no caller ever handles a slonik error type.
+// of `sql.type(schema)` queries are validated against their schema, and its errors come out as ours
+// (`translate`), so no caller ever handles a slonik error type.
 
 export type Db = Pick<
   DatabasePool,
@@ -46,7 +56,13 @@ const resultParser: Interceptor = {
 const TRANSIENT_SQLSTATE = /^(08|53|57P0|40001|40P01)/;
 
 export function isDatabaseOutage(error: unknown): boolean {
-  if (error instanceof ConnectionError || error instanceof BackendTerminatedError) return true;
+  if (
+    error instanceof ConnectionError ||
+    error instanceof BackendTerminatedError ||
+    error instanceof BackendTerminatedUnexpectedlyError
+  ) {
+    return true;
+  }
   if (error instanceof StatementTimeoutError) return true;
   const cause = (error as { cause?: { code?: string } })?.cause;
   const code = (error as { code?: string })?.code ?? cause?.code;
@@ -56,11 +72,68 @@ export function isDatabaseOutage(error: unknown): boolean {
   );
 }
 
+/**
+ * Slonik's and PostgreSQL's errors as ours, each keeping its cause: an outage is transient
+ * (database_unavailable); data PostgreSQL refuses is a DataRejectedError (a 4xx at the API); any other
+ * database error is a bug (internal). Errors that are already ours (thrown inside a transaction) pass.
+ */
 function translate(error: unknown): never {
+  if (error instanceof AppError) throw error;
   if (isDatabaseOutage(error)) {
     throw new TransientError('database_unavailable', 'The database is unavailable', { cause: error });
   }
+  const rejected = rejectedData(error);
+  if (rejected) throw rejected;
+  if (error instanceof SlonikError || error instanceof pg.DatabaseError) {
+    throw new AppError('internal', error.message, { cause: error });
+  }
   throw error;
+}
+
+const constraintKinds: Array<[new (...args: never[]) => IntegrityConstraintViolationError, string, string]> = [
+  [UniqueIntegrityConstraintViolationError, 'unique', 'The data conflicts with a record that exists already'],
+  [ForeignKeyIntegrityConstraintViolationError, 'foreign_key', 'The data refers to something that does not exist'],
+  [NotNullIntegrityConstraintViolationError, 'not_null', 'A required value is missing'],
+  [CheckIntegrityConstraintViolationError, 'check', 'The data breaks a rule of the store'],
+  [CheckExclusionConstraintViolationError, 'exclusion', 'The data overlaps a record that exists already'],
+];
+
+function rejectedData(error: unknown): DataRejectedError | null {
+  if (error instanceof IntegrityConstraintViolationError) {
+    const [, kind, message] = constraintKinds.find(([type]) => error instanceof type) ?? [
+      null,
+      'other',
+      'A rule of the store refused the data',
+    ];
+    return new DataRejectedError('constraint_violated', message, {
+      cause: error,
+      details: { kind },
+      constraint: error.constraint,
+    });
+  }
+  // Slonik turns PostgreSQL's 22P02 (invalid text representation) into an InvalidInputError without its
+  // code; its sql tag raises the same for a jsonb value PostgreSQL would refuse (a NUL, a lone surrogate).
+  if (error instanceof InvalidInputError) {
+    return new DataRejectedError('invalid_value', `A value cannot be stored: ${error.message}`, { cause: error });
+  }
+  const code = (error as { code?: unknown })?.code;
+  if (error instanceof pg.DatabaseError && typeof code === 'string') {
+    // Class 22 (data exception: out of range, NUL, bad datetime) and 23 (integrity) not wrapped by slonik.
+    if (code.startsWith('22')) {
+      return new DataRejectedError('invalid_value', `A value cannot be stored: ${error.message}`, {
+        cause: error,
+        details: { sqlstate: code },
+      });
+    }
+    if (code.startsWith('23')) {
+      return new DataRejectedError('constraint_violated', 'A rule of the store refused the data', {
+        cause: error,
+        details: { kind: 'other' },
+        constraint: error.constraint ?? null,
+      });
+    }
+  }
+  return null;
 }
 
 export async function createDatabase(config: Config['db']): Promise<Db> {
