@@ -235,7 +235,7 @@ describe('operations endpoints', () => {
       body: 'x=1',
     });
     expect(forged.status).toBe(403);
-    expect((await forged.json()).error.code).toBe('forbidden');
+    expect(((await forged.json()) as { error: { code: string } }).error.code).toBe('forbidden');
     const sameOrigin = await h.app.request('http://localhost/admin/queues/api/queues', {
       headers: { authorization: basic, 'sec-fetch-site': 'same-origin' },
     });
