@@ -42,20 +42,28 @@ async function newOrder(sku: string): Promise<{ orderId: string; generation: num
   return { orderId, generation: 1, round: 0 };
 }
 
-/** The real gateway client, with authorize held until released (a slow network, a busy worker). */
+/**
+ * The real gateway client, with authorize held until released (a slow network, a busy worker);
+ * `reached` resolves once a call is held there.
+ */
 function heldGateway(real: PaymentGateway) {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => {
     release = resolve;
   });
+  let arrived!: () => void;
+  const reached = new Promise<void>((resolve) => {
+    arrived = resolve;
+  });
   const gateway: PaymentGateway = {
     ...real,
     authorize: async (input, key) => {
+      arrived();
       await gate;
       return real.authorize(input, key);
     },
   };
-  return { gateway, release };
+  return { gateway, release, reached };
 }
 
 const live = async (orderId: string) =>
@@ -71,7 +79,7 @@ describe('an authorization that lands after its order failed', () => {
     await runStep(steps.validate, deps, ref, attempt);
 
     const authorizing = runStep(steps['authorize-payment'], deps, ref, attempt).catch((error: Error) => error);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await held.reached; // the step has started (its ledger row is written) and waits on the gateway
     await expect(runStep(steps['check-inventory'], deps, ref, attempt)).rejects.toThrow(/out_of_stock/);
     await h.waitForQuiet(); // the dead letter's compensation ran: nothing to void yet
 
@@ -101,7 +109,7 @@ describe('an authorization that lands after its order failed', () => {
     const deps: StepDeps = { ...h.deps, gateway };
     await runStep(steps.validate, deps, ref, attempt);
     const authorizing = runStep(steps['authorize-payment'], deps, ref, attempt).catch((error: Error) => error);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await held.reached; // the step has started (its ledger row is written) and waits on the gateway
     await expect(runStep(steps['check-inventory'], deps, ref, attempt)).rejects.toThrow(/out_of_stock/);
     await h.waitForQuiet();
 

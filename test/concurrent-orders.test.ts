@@ -1,16 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { sql } from '../sql/database.ts';
 import { getStockLevels } from '../sql/inventory.ts';
+import type { Order } from '../sql/orders.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 
-const ORDERS = 300;
+// Sized for a shared 2-core machine: what makes this a race is that the orders are in flight together
+// against a few units each (ten reserve steps at a time per queue), not how many there are.
+const ORDERS = 60;
 const SKUS = ['BERSERK-41', 'BERSERK-42', 'CHAINSAW-05'];
-const STOCK = 60; // per SKU: far fewer units than the orders ask for, so many must fail for stock
+const STOCK = 8; // per SKU, against about 36 units asked for each: most orders must fail for stock
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ concurrency: 20 });
+  h = await startHarness();
   for (const sku of SKUS) await h.setStock(sku, 'eu', STOCK);
 });
 afterAll(async () => {
@@ -19,48 +20,42 @@ afterAll(async () => {
 
 describe(`${ORDERS} orders submitted at once against limited stock`, () => {
   it('all reach a terminal state without overselling, and every unit is accounted for', async () => {
-    const started = performance.now();
-    let lowestAvailable = STOCK;
-    const sampler = setInterval(() => {
-      getStockLevels(h.deps.db, 'eu', SKUS).then(
-        (levels) => {
-          for (const level of levels) lowestAvailable = Math.min(lowestAvailable, level.available);
-        },
-        () => {}, // a sample lost to a busy pool is only a sample
-      );
-    }, 20);
-
+    // Every tenth order has a card that is declined, for a SKU with stock to spare: it fails for its
+    // payment whatever the race does with the stock.
     const placed = await Promise.all(
       Array.from({ length: ORDERS }, (_, i) =>
         h.placeOrder(
-          orderBody({
-            items: [{ sku: SKUS[i % SKUS.length]!, quantity: 1 + (i % 3) }],
-            token: i % 17 === 0 ? '4000000000009995' : '4242424242424242',
-          }),
+          i % 10 === 9
+            ? orderBody({ items: [{ sku: 'ONEPIECE-105', quantity: 1 }], token: '4000000000009995' })
+            : orderBody({ items: [{ sku: SKUS[i % SKUS.length]!, quantity: 1 + (Math.floor(i / 3) % 3) }] }),
         ),
       ),
     );
-    expect(placed.every((p) => p.status === 201)).toBe(true);
-    const orders = await Promise.all(placed.map((p) => h.waitForTerminal(p.body.id, 120_000)));
-    const seconds = (performance.now() - started) / 1000;
+    expect(placed.map((p) => p.status)).toEqual(placed.map(() => 201));
+    const orders: Order[] = [];
+    for (const p of placed) orders.push(await h.waitForTerminal(p.body.id));
     await h.waitForQuiet();
-    clearInterval(sampler);
 
     const completed = orders.filter((o) => o.status === 'COMPLETED');
     const failed = orders.filter((o) => o.status === 'FAILED');
     expect(completed.length + failed.length).toBe(ORDERS);
     expect(new Set(failed.map((o) => o.failure_reason))).toEqual(new Set(['out_of_stock', 'payment_declined']));
-    expect(lowestAvailable).toBeGreaterThanOrEqual(0);
 
-    // Units that left equal the units of completed orders; nothing stays reserved once all is settled.
+    // Units that left equal the units of completed orders, never more than there were; nothing stays
+    // reserved once all is settled. Every SKU had more asked of it than it had, so each was contended.
     for (const level of await getStockLevels(h.deps.db, 'eu', SKUS)) {
-      const sold = completed
-        .flatMap((o) => o.items)
-        .filter((i) => i.sku === level.sku)
-        .reduce((n, i) => n + i.quantity, 0);
+      const ofSku = (list: Order[]) =>
+        list
+          .flatMap((o) => o.items)
+          .filter((i) => i.sku === level.sku)
+          .reduce((n, i) => n + i.quantity, 0);
+      const sold = ofSku(completed);
+      expect(ofSku(orders)).toBeGreaterThan(STOCK);
+      expect(sold).toBeLessThanOrEqual(STOCK);
       expect(level).toMatchObject({ on_hand: STOCK, shipped: sold, reserved: 0, available: STOCK - sold });
       expect(level.on_hand).toBe(level.available + level.reserved + level.shipped);
     }
+    expect(failed.filter((o) => o.failure_reason === 'out_of_stock').length).toBeGreaterThanOrEqual(SKUS.length);
 
     // Money, counted at the gateway: one capture per completed order, none left on a failed one.
     const gateway = h.sandbox.gateway.stats().byReference;
@@ -76,12 +71,5 @@ describe(`${ORDERS} orders submitted at once against limited stock`, () => {
       if (live.length > 0) held.push(o.id);
     }
     expect(held).toEqual([]);
-
-    const attempts = await h.deps.db.oneFirst(sql.type(z.object({ n: z.number() }))`
-      SELECT count(*)::int AS n FROM step_attempts WHERE outcome = 'succeeded'`);
-    console.log(
-      `${ORDERS} orders: ${completed.length} completed, ${failed.length} failed, in ${seconds.toFixed(1)} s ` +
-        `(${(ORDERS / seconds).toFixed(0)} orders/s, ${attempts} step successes)`,
-    );
   });
 });

@@ -6,6 +6,7 @@ import { getStockLevels } from '../sql/inventory.ts';
 import { findOrder } from '../sql/orders.ts';
 import { listAttempts } from '../sql/step-attempts.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
+import { waitFor } from './support/wait-for.ts';
 
 // Retries, dead letters, compensation and cancellation on the real servers, with the retry and
 // reconciler intervals shortened so that what takes minutes in production takes a second here.
@@ -25,15 +26,6 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met in time; last value: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 const deadLetterOf = async (orderId: string) =>
   (await listDeadLetters(h.deps.db, { limit: 200 })).filter((d) => d.order_id === orderId);
 const gatewayOf = (orderId: string) => h.sandbox.gateway.stats().byReference[orderId];
@@ -60,7 +52,8 @@ describe('a payment whose answer is lost to a timeout', () => {
     try {
       const placed = await h.placeOrder(orderBody({ items: [{ sku: 'ONEPIECE-105', quantity: 1 }] }));
       const id = placed.body.id;
-      await until(
+      await waitFor(
+        'an authorization attempt that timed out',
         () => listAttempts(h.deps.db, id),
         (attempts) => attempts.some((a) => a.step === 'authorize-payment' && a.error_code === 'provider_timeout'),
       );
@@ -80,13 +73,15 @@ describe('an order that failed for want of stock', () => {
     const id = placed.body.id;
     const failed = await h.waitForTerminal(id);
     expect(failed).toMatchObject({ status: 'FAILED', failure_reason: 'out_of_stock' });
-    await until(
+    await waitFor(
+      'its dead letter to schedule a retry',
       () => deadLetterOf(id),
       (d) => d[0]?.status === 'retry_scheduled',
     );
     await h.setStock('BERSERK-41', 'us', 5);
 
-    const order = await until(
+    const order = await waitFor(
+      'the retried order to complete',
       () => findOrder(h.deps.db, id),
       (o) => o?.status === 'COMPLETED',
     );
@@ -103,7 +98,8 @@ describe('an order that failed for want of stock', () => {
     await h.setStock('CHAINSAW-05', 'us', 0);
     const placed = await h.placeOrder(orderBody({ region: 'us', items: [{ sku: 'CHAINSAW-05', quantity: 1 }] }));
     const id = placed.body.id;
-    const [parked] = await until(
+    const [parked] = await waitFor(
+      'its dead letter to be parked',
       () => deadLetterOf(id),
       (d) => d.some((l) => l.status === 'parked'),
     );
@@ -119,7 +115,8 @@ describe('an order that failed for want of stock', () => {
     expect(replay.status).toBe(202);
     expect(
       (
-        await until(
+        await waitFor(
+          'the replayed order to complete',
           () => findOrder(h.deps.db, id),
           (o) => o?.status === 'COMPLETED',
         )
@@ -137,11 +134,12 @@ describe('a poison job that always throws', () => {
       { orderId: 'not-an-order', generation: 1, round: 0 },
       { attempts: 3, backoff: { type: 'fixed', delay: 50 }, jobId: 'poison-1' },
     );
-    const [letter] = await until(
+    const [letter] = await waitFor(
+      'the poison job to be dead-lettered and parked',
       () => deadLetterOf('not-an-order'),
       (d) => d[0]?.status === 'parked',
     );
-    expect(letter).toMatchObject({ attempts: 3, step: 'ship', status: 'parked', error_code: 'internal' });
+    expect(letter).toMatchObject({ attempts: 3, step: 'ship', status: 'parked', error_code: 'invalid_value' });
     const discard = await h.request('POST', `/admin/dead-letters/${letter!.id}/discard`, { key: h.adminKey });
     expect(discard.status).toBe(200);
     expect(discard.body.status).toBe('discarded');
@@ -154,13 +152,17 @@ describe('a poison job that always throws', () => {
 describe('cancellation', () => {
   it('stops a step running at that moment, voids the authorization and reserves nothing', async () => {
     const before = (await getStockLevels(h.deps.db, 'eu', ['BERSERK-42']))[0]!;
-    h.sandbox.gateway.settings.latencyMs = 150; // under the 300 ms timeout: the authorization succeeds late
+    // Over the 300 ms timeout: the gateway authorizes, but no answer comes back in time while this
+    // lasts, so the order cannot get past its payment (to the reservation and the capture) before the
+    // cancellation, however slow the machine.
+    h.sandbox.gateway.settings.latencyMs = 1_000;
     try {
       const placed = await h.placeOrder(orderBody({ items: [{ sku: 'BERSERK-42', quantity: 1 }] }));
       const id = placed.body.id;
-      await until(
+      await waitFor(
+        'the authorization to be under way',
         () => listAttempts(h.deps.db, id),
-        (attempts) => attempts.some((a) => a.step === 'authorize-payment' && a.outcome === 'running'),
+        (attempts) => attempts.some((a) => a.step === 'authorize-payment'),
       );
       const cancelled = await h.request('POST', `/orders/${id}/cancel`, {
         key: h.customerKey,
@@ -168,10 +170,12 @@ describe('cancellation', () => {
       });
       expect(cancelled.status).toBe(200);
       expect(cancelled.body.status).toBe('CANCELLED');
+      h.sandbox.gateway.settings.latencyMs = 0;
       await h.waitForQuiet();
 
       expect((await findOrder(h.deps.db, id))?.status).toBe('CANCELLED');
-      await until(
+      await waitFor(
+        'the authorization to be voided',
         async () => gatewayOf(id),
         (g) => g?.voids === 1,
       );

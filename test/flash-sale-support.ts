@@ -4,23 +4,15 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { HotSku, InventoryEvent } from '../cache/keys.ts';
 import { fromStreamFields } from '../flash-sale/stream-fields.ts';
+import { waitFor as waitUntil } from './support/wait-for.ts';
 
 // Helpers shared by the flash-sale tests: a private Redis namespace, reading the stream and the hot hash.
 
 export const privateNamespace = () => `oft-${randomBytes(4).toString('hex')}`;
 
-export async function waitFor<T>(
-  check: () => Promise<T | undefined | null | false>,
-  message: string,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms: ${message}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+/** Until `check` gives a truthy value, with the test's timeout as the only limit (test/support/wait-for.ts). */
+export function waitFor<T>(check: () => Promise<T | undefined | null | false>, message: string): Promise<T> {
+  return waitUntil(message, check) as Promise<T>;
 }
 
 /** Every entry of the stream, in stream order, repeats included. */

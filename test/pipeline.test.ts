@@ -3,8 +3,9 @@ import { findIllegalTransition } from '../domain/order-status.ts';
 import { getStockLevels } from '../sql/inventory.ts';
 import { listHistory } from '../sql/orders.ts';
 import { listPayments } from '../sql/payments.ts';
-import { findStepOutput } from '../sql/step-attempts.ts';
+import { findStepOutput, listAttempts } from '../sql/step-attempts.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
+import { waitFor } from './support/wait-for.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -80,23 +81,37 @@ describe('when the card is declined', () => {
 describe('when the stock runs out after the payment was authorized', () => {
   it('fails the order with out_of_stock at reserve and voids the authorization without capturing', async () => {
     await h.setStock('CHAINSAW-05', 'eu', 1);
-    h.sandbox.gateway.settings.latencyMs = 600;
+    // The gateway is unavailable (503, before it authorizes anything) until the last unit has gone, so
+    // the authorization comes after the inventory check and before the reservation, however slow the
+    // machine: the order cannot reach the reservation without it.
+    h.sandbox.gateway.settings.failureRate = 1;
     try {
       const placed = await h.placeOrder(orderBody({ items: [{ sku: 'CHAINSAW-05', quantity: 1 }] }));
       const id = placed.body.id;
-      // The inventory check passes while the authorization is still on its way; then the last unit goes.
-      await until(
-        async () => (await findStepOutput(h.deps.db, { orderId: id, generation: 1 }, 'check-inventory')) !== undefined,
+      await waitFor(
+        'the inventory check to pass and an authorization attempt to fail',
+        async () => ({
+          checked: (await findStepOutput(h.deps.db, { orderId: id, generation: 1 }, 'check-inventory')) !== undefined,
+          authorizing: (await listAttempts(h.deps.db, id)).some(
+            (a) => a.step === 'authorize-payment' && a.outcome === 'failed',
+          ),
+        }),
+        (s) => s.checked && s.authorizing,
       );
       await h.setStock('CHAINSAW-05', 'eu', 0);
+      h.sandbox.gateway.settings.failureRate = 0;
 
       const order = await h.waitForTerminal(id);
       expect(order).toMatchObject({ status: 'FAILED', failure_reason: 'out_of_stock', failed_step: 'reserve' });
-      await until(async () => (await listPayments(h.deps.db, id)).some((p) => p.kind === 'void'));
+      await waitFor(
+        'the authorization to be voided',
+        () => listPayments(h.deps.db, id),
+        (payments) => payments.some((p) => p.kind === 'void'),
+      );
       expect(h.sandbox.gateway.stats().byReference[id]).toMatchObject({ authorizations: 1, voids: 1, captures: 0 });
       expect(await available('CHAINSAW-05')).toBe(0);
     } finally {
-      h.sandbox.gateway.settings.latencyMs = 0;
+      h.sandbox.gateway.settings.failureRate = 0;
     }
   });
 
@@ -107,7 +122,11 @@ describe('when the stock runs out after the payment was authorized', () => {
       const placed = await h.placeOrder(orderBody({ region: 'us', items: [{ sku: 'BERSERK-42', quantity: 1 }] }));
       const order = await h.waitForTerminal(placed.body.id);
       expect(order).toMatchObject({ status: 'FAILED', failure_reason: 'out_of_stock', failed_step: 'check-inventory' });
-      await until(async () => (await listPayments(h.deps.db, order.id)).some((p) => p.kind === 'void'));
+      await waitFor(
+        'the late authorization to be voided',
+        () => listPayments(h.deps.db, order.id),
+        (payments) => payments.some((p) => p.kind === 'void'),
+      );
       expect(h.sandbox.gateway.stats().byReference[order.id]).toMatchObject({
         authorizations: 1,
         voids: 1,
@@ -118,11 +137,3 @@ describe('when the stock runs out after the payment was authorized', () => {
     }
   });
 });
-
-async function until(condition: () => Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}

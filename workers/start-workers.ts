@@ -34,8 +34,9 @@ export async function startWorkers(
   options: WorkerOptions,
 ): Promise<Worker[]> {
   const id = `${hostname()}:${process.pid}`;
-  if (options.queues.includes(MAINTENANCE_QUEUE)) await orderQueues.scheduleReconciler(options.reconcileEveryMs);
-  return options.queues.map((name) => {
+  const serveMaintenance = options.queues.includes(MAINTENANCE_QUEUE);
+  if (serveMaintenance) await orderQueues.scheduleReconciler(options.reconcileEveryMs);
+  const workers = options.queues.map((name) => {
     const processor: Processor =
       name === DEAD_LETTER_QUEUE
         ? createDeadLetterProcessor(deps, orderQueues, options.retryPolicy)
@@ -52,4 +53,29 @@ export async function startWorkers(
     worker.on('error', (err) => deps.log.error({ queue: name, err }, 'worker error'));
     return worker;
   });
+  if (serveMaintenance) keepReconcilerScheduled(redis, deps, orderQueues, options.reconcileEveryMs, workers);
+  return workers;
+}
+
+/**
+ * The scheduler adds the reconciler's next run when a worker takes the current one. A Redis restart
+ * can lose that hand-over (the job is moved to active, the answer never arrives), and the schedule
+ * would stop until BullMQ's stalled-job check gives the job back, up to a minute later: right when the
+ * orders accepted during the outage need the reconciler. Scheduling again on every reconnection
+ * restores the next run at once (an existing schedule is left as it is).
+ */
+function keepReconcilerScheduled(
+  redis: Redis,
+  deps: StepDeps,
+  orderQueues: OrderQueues,
+  everyMs: number,
+  workers: Worker[],
+): void {
+  const reschedule = () => {
+    orderQueues
+      .scheduleReconciler(everyMs)
+      .catch((err) => deps.log.warn({ err: err.message }, 'could not schedule the reconciler again'));
+  };
+  redis.on('ready', reschedule);
+  for (const worker of workers) worker.once('closing', () => redis.off('ready', reschedule));
 }

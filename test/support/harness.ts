@@ -14,6 +14,7 @@ import { listAttempts } from '../../sql/step-attempts.ts';
 import { startWorkers } from '../../workers/start-workers.ts';
 import { databaseUrl, redisUrl } from './env.ts';
 import { adminQuery } from './global-setup.ts';
+import { waitFor } from './wait-for.ts';
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
 
@@ -96,36 +97,40 @@ export async function startHarness(options: HarnessOptions = {}) {
     return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : null };
   }
 
-  async function waitForTerminal(orderId: string, timeoutMs = 30_000): Promise<Order> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
+  /** Waits until the order is COMPLETED, FAILED or CANCELLED (the test's timeout is the only limit). */
+  async function waitForTerminal(orderId: string): Promise<Order> {
+    const read = async () => {
       const order = await findOrder(deps.db, orderId);
-      if (order && isTerminal(order.status)) return order;
-      if (Date.now() > deadline) {
-        const steps = (await listAttempts(deps.db, orderId)).map((a) => `${a.step}#${a.attempt}:${a.outcome}`);
-        throw new Error(`Order ${orderId} is still ${order?.status} after ${timeoutMs} ms (${steps.join(', ')})`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      if (order && isTerminal(order.status)) return { order, steps: [] };
+      const steps = (await listAttempts(deps.db, orderId)).map((a) => `${a.step}#${a.attempt}:${a.outcome}`);
+      return { order, steps };
+    };
+    const { order } = await waitFor(
+      `order ${orderId} to end`,
+      read,
+      (r) => r.order !== null && isTerminal(r.order.status),
+      {
+        describe: (r) => `${r.order?.status ?? 'no such order'} (${r.steps.join(', ')})`,
+      },
+    );
+    return order!;
   }
 
   /** Waits until no job is waiting, running or delayed in any queue: every effect has settled. */
-  async function waitForQuiet(timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      // The maintenance queue always holds the reconciler's next run (delayed); its other states count.
-      const counts = await Promise.all(
-        Object.entries(deps.queues.queues).map(([name, q]) =>
-          name === 'maintenance'
-            ? q.getJobCounts('waiting', 'active')
-            : q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children'),
-        ),
+  async function waitForQuiet(): Promise<void> {
+    const read = () =>
+      Promise.all(
+        // The maintenance queue always holds the reconciler's next run (delayed); its other states count.
+        Object.entries(deps.queues.queues).map(async ([name, q]) => ({
+          name,
+          ...(name === 'maintenance'
+            ? await q.getJobCounts('waiting', 'active')
+            : await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')),
+        })),
       );
-      const busy = counts.flatMap((c) => Object.values(c)).reduce((a, b) => a + b, 0);
-      if (busy === 0) return;
-      if (Date.now() > deadline) throw new Error(`queues still busy after ${timeoutMs} ms: ${JSON.stringify(counts)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitFor('the queues to be quiet', read, (counts) =>
+      counts.every(({ name: _, ...c }) => Object.values(c).every((n) => n === 0)),
+    );
   }
 
   return {

@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisUrl } from '../test/support/env.ts';
+import { waitFor } from '../test/support/wait-for.ts';
+import { createCacheMetrics } from './metrics.ts';
+import { createReadThrough } from './read-through.ts';
+
+// Two API processes sharing one Redis: two read-throughs, each with its own connection (and its own
+// in-process coalescing), on the real server. The loads are the test's, so it decides when they end.
+const namespace = `oft-rt-${randomBytes(4).toString('hex')}`;
+let connections: Redis[] = [];
+
+beforeAll(() => {
+  connections = [new Redis(redisUrl), new Redis(redisUrl)];
+});
+afterAll(async () => {
+  const keys = await connections[0]!.keys(`${namespace}:*`);
+  if (keys.length > 0) await connections[0]!.del(...keys);
+  for (const redis of connections) redis.disconnect();
+});
+
+function apiProcess(redis: Redis, fillLockMs = 5_000) {
+  // A budget longer than any test: the reads here wait for their value, never answer from a stale copy.
+  return createReadThrough(redis, {
+    budgetMs: 60_000,
+    staleRetentionMs: 60_000,
+    metrics: createCacheMetrics(new Registry()),
+    fillLockMs,
+  });
+}
+
+/** A load that runs until the test releases it, counting how many times it ran. */
+function heldLoad<T>(value: T) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const load = async () => {
+    load.calls += 1;
+    await released;
+    return value;
+  };
+  load.calls = 0;
+  return { load, release };
+}
+
+describe('a cold key read by two processes at once', () => {
+  it('is loaded once even when the load outlasts the fill lock: the holder keeps it, the other waits', async () => {
+    const key = `${namespace}:slow`;
+    const [a, b] = [apiProcess(connections[0]!, 2_000), apiProcess(connections[1]!, 2_000)];
+    const { load, release } = heldLoad({ answer: 42 });
+    const first = a.read('test', key, 60_000, load);
+    await waitFor('the first reader to take the fill lock', () => connections[0]!.exists(`${key}:fill`));
+    const second = b.read('test', key, 60_000, load);
+    // The lock lives 2 s and is renewed every 2/3 s: renewed four times, it has outlived its first TTL.
+    let renewals = 0;
+    let lastTtl = Number.POSITIVE_INFINITY;
+    await waitFor('the holder to renew its lock four times', async () => {
+      const ttl = await connections[1]!.pttl(`${key}:fill`);
+      if (ttl > lastTtl) renewals += 1;
+      lastTtl = ttl;
+      return renewals >= 4;
+    });
+    release();
+    const answers = await Promise.all([first, second]);
+    expect(answers.map((r) => r.value)).toEqual([{ answer: 42 }, { answer: 42 }]);
+    expect(load.calls).toBe(1);
+  });
+
+  it('is not loaded again by a process that missed just before the other process wrote it', async () => {
+    const key = `${namespace}:late`;
+    // The second process's connection holds its lock attempt back until the first fill is done, as a
+    // busy event loop would: its miss was read before the value existed, its lock taken after.
+    let lockAttempted!: () => void;
+    const attempted = new Promise<void>((resolve) => {
+      lockAttempted = resolve;
+    });
+    let letLockThrough!: () => void;
+    const lockHeldBack = new Promise<void>((resolve) => {
+      letLockThrough = resolve;
+    });
+    const slow = connections[1]!;
+    const heldBack = new Proxy(slow, {
+      get(target, property) {
+        if (property === 'set') {
+          return async (...args: Parameters<Redis['set']>) => {
+            lockAttempted();
+            await lockHeldBack;
+            return target.set(...args);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const [a, b] = [apiProcess(connections[0]!), apiProcess(heldBack)];
+    let loads = 0;
+    const load = async () => {
+      loads += 1;
+      return { answer: 7 };
+    };
+    const second = b.read('test', key, 60_000, load);
+    await attempted;
+    expect((await a.read('test', key, 60_000, load)).source).toBe('database');
+    letLockThrough();
+    expect(await second).toMatchObject({ value: { answer: 7 } });
+    expect(loads).toBe(1);
+  });
+});
