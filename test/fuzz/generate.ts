@@ -1,3 +1,4 @@
+import { orderBody } from '../support/harness.ts';
 import {
   badAuthHeaders,
   badContentTypes,
@@ -87,18 +88,7 @@ const writeRoutes: WriteRoute[] = [
     auth: 'customer',
     path: () => '/orders',
     badPaths: () => [],
-    template: () => ({
-      region: 'eu',
-      items: [{ sku: 'BERSERK-42', quantity: 1 }],
-      shippingAddress: {
-        name: 'Ada Lovelace',
-        line1: '12 St James Sq',
-        city: 'London',
-        postalCode: 'SW1Y 4JH',
-        country: 'GB',
-      },
-      payment: { token: '4242424242424242' },
-    }),
+    template: () => orderBody(),
     fields: [
       { path: ['region'], invalid: text(32, { extra: ['mars'] }), required: true },
       {
