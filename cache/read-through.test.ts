@@ -73,14 +73,8 @@ describe('a cold key read by two processes at once', () => {
     const key = `${namespace}:late`;
     // The second process's connection holds its lock attempt back until the first fill is done, as a
     // busy event loop would: its miss was read before the value existed, its lock taken after.
-    let lockAttempted!: () => void;
-    const attempted = new Promise<void>((resolve) => {
-      lockAttempted = resolve;
-    });
-    let letLockThrough!: () => void;
-    const lockHeldBack = new Promise<void>((resolve) => {
-      letLockThrough = resolve;
-    });
+    const { promise: attempted, resolve: lockAttempted } = Promise.withResolvers<void>();
+    const { promise: lockHeldBack, resolve: letLockThrough } = Promise.withResolvers<void>();
     const slow = connections[1]!;
     const heldBack = new Proxy(slow, {
       get(target, property) {

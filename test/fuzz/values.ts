@@ -1,3 +1,5 @@
+import { createRandom } from '../../sandbox/faults.ts';
+
 // Seeded randomness and the hostile values the generator draws from. Every draw goes through one
 // generator, so a seed replays a run exactly.
 
@@ -8,21 +10,14 @@ export type Random = {
   chance(p: number): boolean;
 };
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
+/** The sandbox's seeded generator (mulberry32), with the draws the fuzz needs on top. */
 export function seededRandom(seed: number): Random {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const { next, chance } = createRandom(seed);
   return {
     next,
     int: (min, max) => min + Math.floor(next() * (max - min + 1)),
     pick: (items) => items[Math.floor(next() * items.length)]!,
-    chance: (p) => next() < p,
+    chance,
   };
 }
 
