@@ -1,14 +1,15 @@
 import { Hono } from 'hono';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { HotSku, RedisKeys } from '../cache/keys.ts';
+import { parseHotSku, type RedisKeys } from '../cache/keys.ts';
 import type { ReadThrough } from '../cache/read-through.ts';
 import { AppError, ValidationError } from '../domain/errors.ts';
 import type { Db } from '../sql/database.ts';
 import { createFlashSale, endFlashSale, type FlashSale, listFlashSales } from '../sql/flash-sales.ts';
 import { getStockLevels, restockStock, setAvailable } from '../sql/inventory.ts';
+import { iso } from '../sql/order-view.ts';
 import type { AuthEnv } from './auth.ts';
-import { calendarDate, instant, iso, jsonBody, noBody, pathParams, positiveIdParam, skuParam, text } from './input.ts';
+import { calendarDate, instant, jsonBody, noBody, pathParams, positiveIdParam, skuParam, text } from './input.ts';
 
 const region = text(32);
 const skuPath = z.object({ sku: skuParam });
@@ -82,7 +83,8 @@ export function adminInventoryRoutes(deps: { db: Db; redis: Redis; keys: RedisKe
 
   app.get('/hot-skus', async (c) => {
     const all = await deps.redis.hgetall(deps.keys.hotSkus);
-    return c.json({ hotSkus: Object.values(all).map((raw) => JSON.parse(raw) as HotSku) });
+    // An entry that is not a hot SKU is left out; the controller drops it when it next starts.
+    return c.json({ hotSkus: Object.values(all).flatMap((raw) => parseHotSku(raw) ?? []) });
   });
 
   // An operator's change shows at once: the fresh cached copy goes (the controller does the same for

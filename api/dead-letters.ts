@@ -1,32 +1,26 @@
 import { Job } from 'bullmq';
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { type DeadLetterStatus, deadLetterStatuses } from '../domain/dead-letter-policy.ts';
 import { AppError } from '../domain/errors.ts';
+import { isUuid } from '../domain/ids.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
-import { DEAD_LETTER_QUEUE } from '../queues/pipeline.ts';
+import { DEAD_LETTER_QUEUE } from '../queues/order-workflow.ts';
 import type { Db } from '../sql/database.ts';
 import { type DeadLetter, findDeadLetter, listDeadLetters, updateDeadLetter } from '../sql/dead-letters.ts';
+import { iso } from '../sql/order-view.ts';
 import { reopenFailedOrder } from '../sql/orders.ts';
 import { listPayments } from '../sql/payments.ts';
 import type { AuthEnv } from './auth.ts';
-import { iso, noBody, pathParams, positiveIdParam, queryParams, UUID } from './input.ts';
+import { noBody, pathParams, positiveIdParam, queryParams } from './input.ts';
 
-const statuses = [
-  'received',
-  'retry_scheduled',
-  'parked',
-  'compensation_failed',
-  'resolved',
-  'replayed',
-  'discarded',
-] as const;
 const listQuery = z.strictObject({
-  status: z.enum(statuses).optional(),
+  status: z.enum(deadLetterStatuses).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   before: z.coerce.number().int().min(1).optional(),
 });
 const letterPath = z.object({ id: positiveIdParam });
-const open = ['received', 'retry_scheduled', 'parked', 'compensation_failed', 'resolved'] as const;
+const open: readonly DeadLetterStatus[] = ['received', 'retry_scheduled', 'parked', 'compensation_failed', 'resolved'];
 
 /** Operators' view of the dead letters: list them, replay one, discard one. Admin keys only. */
 export function deadLetterRoutes(deps: {
@@ -72,7 +66,7 @@ export function deadLetterRoutes(deps: {
       return c.json(present((await findDeadLetter(deps.db, letter.id))!), 202);
     }
     // A poison job's letter names no order: there is nothing to retry.
-    if (!UUID.test(letter.order_id)) {
+    if (!isUuid(letter.order_id)) {
       throw new AppError('conflict', 'This dead letter is for a job that names no order: discard it instead');
     }
     if ((await listPayments(deps.db, letter.order_id)).some((p) => p.kind === 'capture')) {

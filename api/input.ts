@@ -2,6 +2,7 @@ import type { Context, Env, MiddlewareHandler } from 'hono';
 import { validator } from 'hono/validator';
 import { z } from 'zod';
 import { AppError, ValidationError } from '../domain/errors.ts';
+import { uuidPattern } from '../domain/ids.ts';
 
 // Parse once, at the edge: every path parameter, query string and body goes through a schema here
 // before a handler sees it, and every string that can reach PostgreSQL is one it can store.
@@ -81,8 +82,7 @@ export const isMomentInRange = (ms: unknown): ms is number => typeof ms === 'num
 export const skuParam = text(64, { trim: false });
 export const customerIdParam = text(64, { trim: false });
 
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const uuidParam = z.string().regex(UUID, 'must be a UUID');
+export const uuidParam = z.string().regex(uuidPattern, 'must be a UUID');
 export const positiveIdParam = z
   .string()
   .regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer')
@@ -135,6 +135,3 @@ function requireJsonContentType(c: Context): void {
     details: { contentType: contentType ?? null },
   });
 }
-
-/** Timestamps in answers: ISO 8601, or null. */
-export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());

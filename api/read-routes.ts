@@ -5,10 +5,11 @@ import type { OrderReader } from '../cache/order-reader.ts';
 import type { ReadThrough } from '../cache/read-through.ts';
 import type { StockReader } from '../cache/stock-reader.ts';
 import { AppError, ValidationError } from '../domain/errors.ts';
+import { isUuid } from '../domain/ids.ts';
 import type { Db } from '../sql/database.ts';
 import { listRecentOrders, type OrderSummary } from '../sql/orders.ts';
 import type { AuthEnv, Caller } from './auth.ts';
-import { customerIdParam, isMomentInRange, pathParams, queryParams, skuParam, text, UUID, uuidParam } from './input.ts';
+import { customerIdParam, isMomentInRange, pathParams, queryParams, skuParam, text, uuidParam } from './input.ts';
 
 export type ReadDeps = {
   db: Db;
@@ -113,7 +114,7 @@ function encodeCursor(o: OrderSummary): string {
 function decodeCursor(raw: string): { createdAt: number; id: string } {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (isMomentInRange(createdAt) && typeof id === 'string' && UUID.test(id)) return { createdAt, id };
+    if (isMomentInRange(createdAt) && typeof id === 'string' && isUuid(id)) return { createdAt, id };
   } catch {}
   throw new ValidationError('The cursor is not valid', [
     { field: 'before', message: 'use the `next` value of a previous page' },

@@ -1,7 +1,9 @@
+import { z } from 'zod';
+import { type HotSku, heatReasons } from '../domain/heat.ts';
+import type { OrderFieldGroup } from '../sql/order-view.ts';
+
 // Every Redis key outside the queues, named in one place. The API, the workers and the flash-sale
 // controller all build keys here, so an invalidation always hits the key a reader fills.
-
-export type OrderFieldGroup = 'placed' | 'status' | 'tracking';
 
 export function redisKeys(namespace: string) {
   return {
@@ -19,27 +21,26 @@ export function redisKeys(namespace: string) {
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;
 
-/** What the flash-sale controller publishes for each hot SKU, and the read path and API read back. */
-export type HotSku = {
-  sku: string;
-  region: string;
-  reasons: Array<'sales_rate' | 'low_stock' | 'declared_sale'>;
-  since: string;
-  ratePerMinute: number;
-  available: number | null;
-  /** The purchase limit per customer while hot (a declared sale can set its own). */
-  purchaseLimit: number;
-  flashSaleId: number | null;
-};
 
-/** An inventory event as the relay publishes it on the stream (all fields are strings in Redis). */
-export type InventoryEvent = {
-  id: string;
-  sku: string;
-  region: string;
-  kind: 'reserve' | 'release' | 'ship' | 'unship' | 'restock' | 'adjust';
-  quantity: number;
-  availableAfter: number;
-  orderId: string | null;
-  at: string;
-};
+const hotSkuEntry = z.object({
+  sku: z.string().min(1),
+  region: z.string().min(1),
+  reasons: z.array(z.enum(heatReasons)).min(1),
+  since: z.iso.datetime({ offset: true }),
+  ratePerMinute: z.number(),
+  available: z.number().nullable(),
+  purchaseLimit: z.number(),
+  flashSaleId: z.number().nullable(),
+}) satisfies z.ZodType<HotSku>;
+
+/** A value of the hot SKU hash, or null when it is not one the controller writes (not JSON, or not a HotSku). */
+export function parseHotSku(json: string): HotSku | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  const parsed = hotSkuEntry.safeParse(value);
+  return parsed.success ? parsed.data : null;
+}

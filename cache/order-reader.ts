@@ -1,7 +1,7 @@
-import { loadOrderGroups } from '../api/order-view.ts';
 import type { Config } from '../config/index.ts';
 import type { Db } from '../sql/database.ts';
-import type { OrderFieldGroup, RedisKeys } from './keys.ts';
+import { loadOrderGroups, type OrderFieldGroup } from '../sql/order-view.ts';
+import type { RedisKeys } from './keys.ts';
 import type { CacheRead, ReadThrough } from './read-through.ts';
 
 type Groups = Awaited<ReturnType<typeof loadOrderGroups>>;

@@ -1,16 +1,22 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.ts';
 import { AppError } from '../domain/errors.ts';
+import type { HotSku } from '../domain/heat.ts';
 import { availabilityOf, HOT_STOCK_WARNING } from '../domain/stock-answer.ts';
 import type { Db } from '../sql/database.ts';
 import { getStockLevels, type StockLevel } from '../sql/inventory.ts';
-import type { HotSku, RedisKeys } from './keys.ts';
+import { parseHotSku, type RedisKeys } from './keys.ts';
 import type { ReadThrough } from './read-through.ts';
 
 /** The SKU's entry in the hot hash the flash-sale controller maintains, if it is hot. */
 export async function findHotSku(redis: Redis, keys: RedisKeys, region: string, sku: string): Promise<HotSku | null> {
-  const raw = await redis.hget(keys.hotSkus, keys.hotSkuField(region, sku));
-  return raw === null ? null : (JSON.parse(raw) as HotSku);
+  const field = keys.hotSkuField(region, sku);
+  const raw = await redis.hget(keys.hotSkus, field);
+  if (raw === null) return null;
+  const hot = parseHotSku(raw);
+  // Not guessed at: whether the SKU is hot decides its purchase limit.
+  if (!hot) throw new Error(`The hot SKU hash holds something other than a hot SKU at ${field}`);
+  return hot;
 }
 
 /**

@@ -3,6 +3,23 @@ import type { ErrorCode } from './errors.ts';
 // What the dead-letter handler does with an order whose step failed for good, once its compensations
 // have run. Pure, so the whole table is tested beside it.
 
+/**
+ * Where a dead letter stands (the CHECK on dead_letters.status in migration 001 lists the same):
+ * retry_scheduled, the order will be retried; parked, nothing happens without an operator;
+ * compensation_failed, undoing an effect keeps failing; then replayed or discarded by an operator, or
+ * resolved when it needed nothing more.
+ */
+export const deadLetterStatuses = [
+  'received',
+  'retry_scheduled',
+  'parked',
+  'compensation_failed',
+  'resolved',
+  'replayed',
+  'discarded',
+] as const;
+export type DeadLetterStatus = (typeof deadLetterStatuses)[number];
+
 export type DeadLetterDecision =
   | { action: 'retry'; delayMs: number; note: string }
   | { action: 'resolve'; note: string }

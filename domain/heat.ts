@@ -1,12 +1,24 @@
-import type { HotSku } from '../cache/keys.ts';
-
 // When is a SKU hot? A pure decision over what the flash-sale controller knows of one SKU in one region:
 // its recent sales, its last known stock and the sale window an operator declared, if any. Turning hot is
 // immediate; cooling down needs every condition that made it hot to fall below a lower, "cool" level
 // (half the hot rate; 1.5 times the hot stock, or a restock), and all of them to stay off for the
 // cool-down (hysteresis), so a rate hovering around the threshold does not flip the TTL back and forth.
 
-export type HeatReason = HotSku['reasons'][number];
+export const heatReasons = ['sales_rate', 'low_stock', 'declared_sale'] as const;
+export type HeatReason = (typeof heatReasons)[number];
+
+/** What the flash-sale controller publishes for each hot SKU, and the read path and API read back. */
+export type HotSku = {
+  sku: string;
+  region: string;
+  reasons: HeatReason[];
+  since: string;
+  ratePerMinute: number;
+  available: number | null;
+  /** The purchase limit per customer while hot (a declared sale can set its own). */
+  purchaseLimit: number;
+  flashSaleId: number | null;
+};
 
 export type HeatThresholds = {
   rateWindowMs: number;

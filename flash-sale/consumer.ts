@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { InventoryEvent } from '../cache/keys.ts';
+import type { InventoryEvent } from '../domain/stock-movements.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { type Repeating, repeat } from './repeat.ts';
 import { fromStreamFields } from './stream-fields.ts';

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { HotSku, InventoryEvent, RedisKeys } from '../cache/keys.ts';
-import { type DeclaredSale, decideHeat, type HeatThresholds, isSaleActive } from '../domain/heat.ts';
+import { parseHotSku, type RedisKeys } from '../cache/keys.ts';
+import { type DeclaredSale, decideHeat, type HeatThresholds, type HotSku, isSaleActive } from '../domain/heat.ts';
+import type { InventoryEvent } from '../domain/stock-movements.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Db } from '../sql/database.ts';
 import { listOpenFlashSales } from '../sql/flash-sales.ts';
@@ -114,11 +115,8 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
     /** Picks up where a previous controller left: its hot SKUs stay hot until they cool down here. */
     async loadHotSkus(): Promise<void> {
       for (const [field, json] of Object.entries(await redis.hgetall(keys.hotSkus))) {
-        let entry: HotSku | undefined;
-        try {
-          entry = JSON.parse(json) as HotSku;
-        } catch {}
-        if (!entry?.sku || !entry.region || !Array.isArray(entry.reasons) || entry.reasons.length === 0) {
+        const entry = parseHotSku(json);
+        if (!entry) {
           await redis.hdel(keys.hotSkus, field);
           continue;
         }

@@ -1,8 +1,8 @@
 import { invalidateCacheKeys } from '../cache/read-through.ts';
 import { loadConfig, orExit } from '../config/index.ts';
-import { createRedis } from '../queues/order-queues.ts';
 import { connectWhenReady } from '../runtime/deps.ts';
 import { createLogger } from '../runtime/logger.ts';
+import { createRedis } from '../runtime/redis.ts';
 import { startFlashSaleController } from './start-flash-sale-controller.ts';
 
 // The flash-sale controller process (`npm run start:flash-sale`): the outbox relay and the controller.

@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { InventoryEvent } from '../cache/keys.ts';
 import type { HeatReason } from '../domain/heat.ts';
+import type { StockMovementKind } from '../domain/stock-movements.ts';
 
 export type FlashSaleMetrics = ReturnType<typeof createFlashSaleMetrics>;
 
@@ -37,7 +37,7 @@ export function createFlashSaleMetrics(registry: Registry, hotCount: () => numbe
     },
   });
   return {
-    event: (kind: InventoryEvent['kind'], outcome: 'applied' | 'ignored') => events.inc({ kind, outcome }),
+    event: (kind: StockMovementKind, outcome: 'applied' | 'ignored') => events.inc({ kind, outcome }),
     decision: (direction: 'hot' | 'cool', reasons: readonly HeatReason[]) => {
       for (const reason of reasons) decisions.inc({ direction, reason });
     },

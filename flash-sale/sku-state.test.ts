@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { InventoryEvent } from '../cache/keys.ts';
 import { ratePerMinute } from '../domain/heat.ts';
+import type { InventoryEvent, StockMovementKind } from '../domain/stock-movements.ts';
 import { forgetOldSales, isForgettable, newSkuState, recordEvent } from './sku-state.ts';
 
 const now = Date.parse('2025-06-01T12:00:00Z');
 const windowMs = 60_000;
-function event(id: number, kind: InventoryEvent['kind'], availableAfter: number, agoMs = 1_000): InventoryEvent {
+function event(id: number, kind: StockMovementKind, availableAfter: number, agoMs = 1_000): InventoryEvent {
   const quantity = kind === 'reserve' ? 2 : 5;
   const at = new Date(now - agoMs).toISOString();
   return { id: String(id), sku: 'BERSERK-42', region: 'eu', kind, quantity, availableAfter, orderId: null, at };

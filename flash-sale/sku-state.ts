@@ -1,5 +1,5 @@
-import type { InventoryEvent } from '../cache/keys.ts';
 import { coolHeat, type Heat, type HeatState, type SaleRecord } from '../domain/heat.ts';
+import type { InventoryEvent } from '../domain/stock-movements.ts';
 
 // What the controller knows of one SKU in one region, built from inventory events. Applying an event
 // is idempotent, which is what makes at-least-once delivery (relay retries, reclaimed entries,

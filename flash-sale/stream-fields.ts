@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { InventoryEvent } from '../cache/keys.ts';
+import { type InventoryEvent, stockMovementKinds } from '../domain/stock-movements.ts';
 
 // How an InventoryEvent travels on the Redis stream: flat field/value pairs, all strings. `orderId`
 // is an empty string when the change belongs to no order (a restock, an adjustment).
@@ -29,7 +29,7 @@ const streamEvent = z.object({
   id: z.string().regex(/^\d+$/),
   sku: z.string().min(1),
   region: z.string().min(1),
-  kind: z.enum(['reserve', 'release', 'ship', 'unship', 'restock', 'adjust']),
+  kind: z.enum(stockMovementKinds),
   quantity: z.coerce.number().int(),
   availableAfter: z.coerce.number().int(),
   orderId: z.string().transform((s) => (s === '' ? null : s)),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { deadLetterStatuses } from '../domain/dead-letter-policy.ts';
 import { type Db, sql, type Tx } from './database.ts';
 
 const deadLetterRow = z.object({
@@ -9,7 +10,7 @@ const deadLetterRow = z.object({
   error_code: z.string(),
   error_message: z.string(),
   attempts: z.number(),
-  status: z.enum(['received', 'retry_scheduled', 'parked', 'compensation_failed', 'resolved', 'replayed', 'discarded']),
+  status: z.enum(deadLetterStatuses),
   retries: z.number(),
   retry_at: z.number().nullable(),
   note: z.string().nullable(),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { InventoryEvent } from '../cache/keys.ts';
+import { type InventoryEvent, stockMovementKinds } from '../domain/stock-movements.ts';
 import { sql, type Tx } from './database.ts';
 
 // The outbox side of inventory events: stock_movements rows not yet published to the Redis stream.
@@ -8,7 +8,7 @@ const eventRow = z.object({
   id: z.coerce.string(),
   sku: z.string(),
   region: z.string(),
-  kind: z.enum(['reserve', 'release', 'ship', 'unship', 'restock', 'adjust']),
+  kind: z.enum(stockMovementKinds),
   quantity: z.number(),
   // Rows written before migration 002 have none, and were marked published by it.
   available_after: z.number(),

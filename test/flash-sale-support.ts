@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import type { HotSku, InventoryEvent } from '../cache/keys.ts';
+import type { HotSku } from '../domain/heat.ts';
+import type { InventoryEvent } from '../domain/stock-movements.ts';
 import { fromStreamFields } from '../flash-sale/stream-fields.ts';
 import { waitFor as waitUntil } from './support/wait-for.ts';
 

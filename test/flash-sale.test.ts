@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type HotSku, type RedisKeys, redisKeys } from '../cache/keys.ts';
+import { type RedisKeys, redisKeys } from '../cache/keys.ts';
+import type { HotSku } from '../domain/heat.ts';
 import { startRelay } from '../flash-sale/relay.ts';
 import {
   CONSUMER_GROUP,

@@ -1,9 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.ts';
-import type { HotSku, OrderFieldGroup } from '../cache/keys.ts';
+import type { HotSku } from '../domain/heat.ts';
 import { createDeps, type Deps } from '../runtime/deps.ts';
 import { createLogger } from '../runtime/logger.ts';
+import type { OrderFieldGroup } from '../sql/order-view.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 
 // The read path on the real servers. No workers: orders stay where the test puts them. The TTLs are the
