@@ -54,7 +54,7 @@ export async function cancelOrder(
   await deps.invalidateOrder(orderId, outcome.customerId);
   if (!outcome.alreadyCancelled) {
     try {
-      await deps.queues.compensateLater(orderId, outcome.generation);
+      await deps.queues.compensateLater(orderId, outcome.generation, 'cancel');
     } catch (error) {
       deps.log.warn({ orderId, err: (error as Error).message }, 'compensation not enqueued; the reconciler will do it');
     }

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { HotSku, RedisKeys } from '../cache/keys.ts';
+import type { RedisKeys } from '../cache/keys.ts';
+import type { HotSku } from '../domain/heat.ts';
 import { findHotSku } from '../cache/stock-reader.ts';
 import { AppError, BusinessError, ValidationError } from '../domain/errors.ts';
 import { priceOrder } from '../domain/pricing.ts';
@@ -10,7 +11,7 @@ import { findCatalogItems, findCustomerEmail } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
 import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
 import { getStockLevels } from '../sql/inventory.ts';
-import { insertOrder, lockCustomerSku, unitsOrderedSince } from '../sql/orders.ts';
+import { insertOrder, lockCustomerSku, type OrderSnapshot, unitsOrderedSince } from '../sql/orders.ts';
 import type { Caller } from './auth.ts';
 import type { OrderRequest } from './order-request.ts';
 
@@ -105,32 +106,37 @@ export async function placeOrder(
     })),
     links: { self: `/orders/${id}` },
   };
+  const order = {
+    id,
+    customerId,
+    region: request.region,
+    currency: priced.currency,
+    totalCents: priced.totalCents,
+    shippingAddress: request.shippingAddress,
+    paymentToken: request.payment.token,
+    items: priced.lines,
+  };
+  const actor = `api:${caller.name}`;
+  let snapshot: OrderSnapshot;
   try {
-    await deps.db.transaction(async (tx) => {
-      await enforcePurchaseLimits(tx, customerId, request.region, hot);
-      await insertOrder(
-        tx,
-        {
-          id,
-          customerId,
-          region: request.region,
-          currency: priced.currency,
-          totalCents: priced.totalCents,
-          shippingAddress: request.shippingAddress,
-          paymentToken: request.payment.token,
-          items: priced.lines,
-        },
-        `api:${caller.name}`,
-      );
-      if (keyRef) await completeIdempotencyKey(tx, { ...keyRef, status: 201, body });
-    });
+    // The common case is one statement (its own transaction); purchase limits and an Idempotency-Key's
+    // stored answer need a transaction around it.
+    snapshot =
+      hot.length === 0 && !keyRef
+        ? await insertOrder(deps.db, order, actor)
+        : await deps.db.transaction(async (tx) => {
+            await enforcePurchaseLimits(tx, customerId, request.region, hot);
+            const stored = await insertOrder(tx, order, actor);
+            if (keyRef) await completeIdempotencyKey(tx, { ...keyRef, status: 201, body });
+            return stored;
+          });
   } catch (error) {
     if (keyRef) await releaseIdempotencyKey(deps.db, keyRef).catch(() => {});
     throw error;
   }
   await deps.invalidateOrder(id, customerId);
   try {
-    await deps.queues.enqueueOrder({ orderId: id, generation: 1, round: 0 });
+    await deps.queues.enqueueOrder({ orderId: id, generation: 1, round: 0, order: snapshot });
   } catch (error) {
     deps.log.warn(
       { orderId: id, err: (error as Error).message },

@@ -28,6 +28,7 @@ describe('loadConfig', () => {
           'check-inventory',
           'authorize-payment',
           'reserve',
+          'capture',
           'ship',
           'notify',
           'dead-letter',

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type QueueName, queueNames } from '../queues/order-workflow.ts';
 
 // The only module that reads process.env. Every setting is declared here once, with its default,
 // and validated at start-up: a bad value stops the process with every problem listed.
@@ -6,17 +7,6 @@ import { z } from 'zod';
 const port = z.coerce.number().int().min(0).max(65_535);
 const ms = z.coerce.number().int().min(1);
 const url = z.url();
-
-const queueNames = [
-  'validate',
-  'check-inventory',
-  'authorize-payment',
-  'reserve',
-  'ship',
-  'notify',
-  'dead-letter',
-  'maintenance',
-] as const;
 
 const schema = z.object({
   DATABASE_URL: url.describe('PostgreSQL connection string'),
@@ -42,7 +32,7 @@ const schema = z.object({
         .map((q) => q.trim())
         .filter(Boolean),
     )
-    .pipe(z.array(z.enum(queueNames)).min(1)),
+    .pipe(z.array(z.enum(queueNames as readonly QueueName[] as [QueueName, ...QueueName[]])).min(1)),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
   WORKER_SHUTDOWN_TIMEOUT_MS: ms.default(30_000),
   WORKER_HEALTH_PORT: port.default(0),
@@ -78,7 +68,7 @@ const schema = z.object({
 });
 
 export type Env = z.input<typeof schema>;
-export type QueueName = (typeof queueNames)[number];
+export type { QueueName };
 export { queueNames };
 
 export type Config = {

@@ -42,6 +42,11 @@ export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
   return transitions[from].includes(to);
 }
 
+/** The statuses an order can move to `to` from (the database moves it only from one of them). */
+export function statusesBefore(to: OrderStatus): OrderStatus[] {
+  return orderStatuses.filter((from) => canTransition(from, to));
+}
+
 /** Checks a whole history (oldest first) against the machine; returns the first illegal step, if any. */
 export function findIllegalTransition(
   history: ReadonlyArray<{ from: OrderStatus | null; to: OrderStatus }>,

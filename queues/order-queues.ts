@@ -1,41 +1,26 @@
-import { FlowProducer, Job, Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { buildFulfilmentFlow, retention, stepJobOptions } from './flow.ts';
+import { type FlowJob, FlowProducer, Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { isUuid } from '../domain/ids.ts';
 import {
   DEAD_LETTER_QUEUE,
   type DeadLetterJobData,
+  firstStep,
   MAINTENANCE_QUEUE,
   type MaintenanceJobData,
-  type OrderRef,
-  type StepName,
-  stepNames,
-} from './pipeline.ts';
-
-/**
- * maxRetriesPerRequest: null makes commands wait for Redis to come back instead of failing after a
- * few tries: BullMQ requires it for workers, and it keeps a worker consuming after a Redis restart.
- * The API passes `failFast` so that a request does not hang while Redis is down.
- */
-export function createRedis(url: string, options: { failFast?: boolean } = {}): Redis {
-  return new Redis(url, {
-    maxRetriesPerRequest: options.failFast ? 1 : null,
-    enableOfflineQueue: !options.failFast,
-    connectionName: 'orderflow',
-  });
-}
+  type QueueName,
+  queueNames,
+  retention,
+  type StepJobData,
+  stepJobOptions,
+} from './order-workflow.ts';
 
 export type OrderQueues = ReturnType<typeof createOrderQueues>;
-export type QueueMap = Record<StepName | typeof DEAD_LETTER_QUEUE | typeof MAINTENANCE_QUEUE, Queue>;
-
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export type QueueMap = Record<QueueName, Queue>;
 
 /** Producers for the pipeline: what the API and the workers use to add jobs. */
 export function createOrderQueues(redis: Redis, prefix: string, onError: (error: Error) => void = () => {}) {
   const queues = Object.fromEntries(
-    [...stepNames, DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE].map((name) => [
-      name,
-      new Queue(name, { connection: redis, prefix }).on('error', onError),
-    ]),
+    queueNames.map((name) => [name, new Queue(name, { connection: redis, prefix }).on('error', onError)]),
   ) as QueueMap;
   const flows = new FlowProducer({ connection: redis, prefix }).on('error', onError);
   const maintenance = (data: MaintenanceJobData, opts: { jobId?: string; delay?: number } = {}) =>
@@ -48,19 +33,21 @@ export function createOrderQueues(redis: Redis, prefix: string, onError: (error:
 
   return {
     queues,
-    /** Starts (or, with a new round, restarts) an order's pipeline. Adding the same ref twice does nothing. */
-    async enqueueOrder(ref: OrderRef): Promise<void> {
-      await queues.validate.add('validate', ref, stepJobOptions(ref, 'validate'));
+    /**
+     * Starts (or, with a new round, restarts) an order's pipeline: its first step's job, carrying the
+     * order as the steps see it. Adding the same run twice does nothing (same job id).
+     */
+    async enqueueOrder(data: StepJobData): Promise<void> {
+      await queues[firstStep].add(firstStep, data, stepJobOptions(data, firstStep));
     },
-    /** Adds the rest of the pipeline once validation passed; does nothing if it is already there. */
-    async addFulfilmentFlow(ref: OrderRef): Promise<void> {
-      const flow = buildFulfilmentFlow(ref);
-      if (await Job.fromId(queues.notify, flow.opts?.jobId ?? '')) return;
+    /** Adds the rest of an order's flow (after its first step), unless a redelivered job added it already. */
+    async addFlow(flow: FlowJob): Promise<void> {
+      if (await Job.fromId(queues[flow.queueName as QueueName], flow.opts?.jobId ?? '')) return;
       await flows.add(flow);
     },
     async addDeadLetter(data: DeadLetterJobData): Promise<void> {
       // A poison job's "order id" can be anything; only real ones make a deduplicating job id.
-      const jobId = uuid.test(data.orderId) ? `${data.orderId}-g${data.generation}-${data.step}` : undefined;
+      const jobId = isUuid(data.orderId) ? `${data.orderId}-g${data.generation}-${data.step}` : undefined;
       await queues[DEAD_LETTER_QUEUE].add('dead-letter', data, {
         jobId,
         attempts: 8,
@@ -75,10 +62,11 @@ export function createOrderQueues(redis: Redis, prefix: string, onError: (error:
         { jobId: `retry-${deadLetterId}-${retries}`, delay: delayMs },
       );
     },
-    async compensateLater(orderId: string, generation: number): Promise<void> {
+    /** Undoes what an ended order still holds; `cause` tells requests apart (a job id is added once). */
+    async compensateLater(orderId: string, generation: number, cause: string): Promise<void> {
       await maintenance(
         { kind: 'compensate-order', orderId, generation },
-        { jobId: `compensate-${orderId}-g${generation}` },
+        { jobId: `compensate-${orderId}-g${generation}-${cause}` },
       );
     },
     /** The reconciler runs on a BullMQ job scheduler: one schedule however many workers start. */

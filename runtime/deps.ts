@@ -9,10 +9,11 @@ import type { Config } from '../config/index.ts';
 import { type Carrier, createCarrierClient } from '../providers/carrier.ts';
 import { createLogMailer, type Mailer } from '../providers/mailer.ts';
 import { createPaymentGatewayClient, type PaymentGateway } from '../providers/payment-gateway.ts';
-import { createOrderQueues, createRedis, type OrderQueues } from '../queues/order-queues.ts';
+import { createOrderQueues, type OrderQueues } from '../queues/order-queues.ts';
 import { createDatabase, type Db, isDatabaseOutage } from '../sql/database.ts';
 import { pingDatabase } from '../sql/health.ts';
 import type { Logger } from './logger.ts';
+import { createRedis } from './redis.ts';
 
 // Every I/O dependency of a process, built from the configuration in one place and closed in one
 // place. Entry points build them; everything else receives them.

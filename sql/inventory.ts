@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BusinessError } from '../domain/errors.ts';
+import type { StockMovementKind } from '../domain/stock-movements.ts';
 import { type Db, sql, type Tx } from './database.ts';
 import type { OrderRun } from './step-attempts.ts';
 
@@ -24,66 +24,24 @@ export async function getStockLevels(db: Db | Tx, region: string, skus: readonly
   return [...rows];
 }
 
-type OrderMovement = 'reserve' | 'release' | 'ship' | 'unship';
+type OrderMovement = Extract<StockMovementKind, 'reserve' | 'release' | 'ship' | 'unship'>;
 type Movement = { sku: string; region: string; quantity: number } & (
   | { kind: OrderMovement; run: OrderRun }
-  | { kind: 'restock' | 'adjust'; run?: undefined }
+  | { kind: Exclude<StockMovementKind, OrderMovement>; run?: undefined }
 );
 
-// How each kind of movement changes the counts. The WHERE of the reservation is what makes oversell
-// impossible; the CHECKs on the table back it up for every other kind.
-const changes = {
-  reserve: (q: number) => sql.fragment`available = available - ${q}, reserved = reserved + ${q}`,
-  release: (q: number) => sql.fragment`available = available + ${q}, reserved = reserved - ${q}`,
-  ship: (q: number) => sql.fragment`reserved = reserved - ${q}, shipped = shipped + ${q}`,
-  unship: (q: number) => sql.fragment`shipped = shipped - ${q}, reserved = reserved + ${q}`,
-  restock: (q: number) => sql.fragment`on_hand = on_hand + ${q}, available = available + ${q}`,
-  adjust: (q: number) => sql.fragment`on_hand = on_hand + ${q}, available = available + ${q}`,
-};
+const moved = z.object({ result: z.enum(['moved', 'done', 'short']) });
 
 /**
- * One stock change and its movement row (the inventory event), in the caller's transaction. The
- * inventory row is locked first, so an order's movement is applied once (it is looked for under the
- * lock) and the movements of one SKU get ids in commit order. Returns 'short' when a reservation finds
- * too little stock, 'done' when the order's movement already exists.
+ * One stock change and its movement row (the inventory event): move_stock in migration 003, which the
+ * steps' commits use too. The inventory row is locked first, so an order's movement is applied once and
+ * the movements of one SKU get ids in commit order. 'short': a reservation found too little stock;
+ * 'done': the order's movement exists already.
  */
 async function moveStock(tx: Tx, m: Movement): Promise<'moved' | 'done' | 'short'> {
-  const locked = await tx.maybeOne(sql.type(z.object({ available: z.number() }))`
-    SELECT available FROM inventory WHERE sku = ${m.sku} AND region = ${m.region} FOR UPDATE`);
-  if (!locked) return 'short';
-  if (m.run) {
-    const exists = await tx.exists(sql.type(z.object({ exists: z.boolean() }))`
-      SELECT 1 FROM stock_movements WHERE order_id = ${m.run.orderId} AND generation = ${m.run.generation}
-        AND sku = ${m.sku} AND region = ${m.region} AND kind = ${m.kind}`);
-    if (exists) return 'done';
-  }
-  const guard = m.kind === 'reserve' ? sql.fragment`AND available >= ${m.quantity}` : sql.fragment``;
-  const availableAfter = await tx.maybeOneFirst(sql.type(z.object({ available: z.number() }))`
-    UPDATE inventory SET ${changes[m.kind](m.quantity)}, updated_at = now()
-    WHERE sku = ${m.sku} AND region = ${m.region} ${guard}
-    RETURNING available`);
-  if (availableAfter === null) return 'short';
-  await tx.query(sql.typeAlias('void')`
-    INSERT INTO stock_movements (order_id, generation, sku, region, kind, quantity, available_after)
-    VALUES (${m.run?.orderId ?? null}, ${m.run?.generation ?? null}, ${m.sku}, ${m.region}, ${m.kind},
-            ${m.quantity}, ${availableAfter})`);
-  return 'moved';
-}
-
-/**
- * Reserves every line or none: the conditional UPDATE cannot take `available` below zero, so two
- * orders racing for the last unit cannot both win. Throws out_of_stock (rolling the transaction back).
- */
-export async function reserveStock(tx: Tx, run: OrderRun, region: string, lines: readonly StockLine[]): Promise<void> {
-  const short: Array<{ sku: string; requested: number }> = [];
-  // Lines in SKU order, so two orders locking the same rows cannot deadlock.
-  for (const line of [...lines].sort((a, b) => (a.sku < b.sku ? -1 : 1))) {
-    const result = await moveStock(tx, { kind: 'reserve', run, region, sku: line.sku, quantity: line.quantity });
-    if (result === 'short') short.push({ sku: line.sku, requested: line.quantity });
-  }
-  if (short.length > 0) {
-    throw new BusinessError('out_of_stock', `Not enough stock for ${short.map((s) => s.sku).join(', ')}`, short);
-  }
+  return tx.oneFirst(sql.type(moved)`
+    SELECT move_stock(${m.kind}, ${m.sku}, ${m.region}, ${m.quantity}, ${m.run?.orderId ?? null},
+                      ${m.run?.generation ?? null}) AS result`);
 }
 
 /** Gives reserved units back to `available`, for lines that were reserved and not released or shipped. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { canTransition, type OrderStatus, orderStatuses } from '../domain/order-status.ts';
+import { type OrderStatus, orderStatuses, statusesBefore } from '../domain/order-status.ts';
 import { type Db, sql, type Tx } from './database.ts';
 
 const address = z.object({
@@ -48,6 +48,27 @@ export type OrderItem = z.infer<typeof itemRow>;
 export type Order = OrderRow & { items: OrderItem[] };
 export type HistoryEntry = z.infer<typeof historyRow>;
 
+/** An order as the pipeline's steps see it: what does not change once it is placed. */
+export const orderSnapshot = z.object({
+  id: z.string(),
+  customerId: z.string(),
+  customerEmail: z.string(),
+  region: z.string(),
+  currency: z.string(),
+  totalCents: z.number(),
+  shippingAddress: address,
+  paymentToken: z.string(),
+  items: z.array(z.object({ sku: z.string(), name: z.string(), quantity: z.number(), unitPriceCents: z.number() })),
+});
+export type OrderSnapshot = z.infer<typeof orderSnapshot>;
+const storedSnapshot = z.object({ snapshot: orderSnapshot });
+
+/** The snapshot of a stored order, for a job enqueued again (the reconciler, a retried order). */
+export async function loadOrderSnapshot(db: Db | Tx, orderId: string): Promise<OrderSnapshot | null> {
+  return db.maybeOneFirst(sql.type(storedSnapshot)`
+    SELECT order_snapshot(id) AS snapshot FROM orders WHERE id = ${orderId}`);
+}
+
 export type NewOrder = {
   id: string;
   customerId: string;
@@ -59,28 +80,44 @@ export type NewOrder = {
   items: OrderItem[];
 };
 
-export async function insertOrder(tx: Tx, order: NewOrder, actor: string): Promise<void> {
-  await tx.query(sql.typeAlias('void')`
-    INSERT INTO orders (id, customer_id, status, region, currency, total_cents, shipping_address, payment_token)
-    VALUES (${order.id}, ${order.customerId}, 'PENDING', ${order.region}, ${order.currency}, ${order.totalCents},
-            ${sql.jsonb(order.shippingAddress)}, ${order.paymentToken})`);
-  await tx.query(sql.typeAlias('void')`
-    INSERT INTO order_items (order_id, sku, name, quantity, unit_price_cents, final_sale)
-    SELECT ${order.id}, * FROM ${sql.unnest(
-      order.items.map((i) => [i.sku, i.name, i.quantity, i.unit_price_cents, i.final_sale]),
-      ['text', 'text', 'int4', 'int4', 'bool'],
-    )}`);
-  await appendHistory(tx, { orderId: order.id, from: null, to: 'PENDING', actor, reason: 'order accepted' });
+/**
+ * Stores a new order, its lines and its first history row: one statement, so one round trip and one
+ * commit (the statement is its own transaction, or part of the caller's). Returns the order as the
+ * pipeline's steps see it.
+ */
+export async function insertOrder(db: Db | Tx, order: NewOrder, actor: string): Promise<OrderSnapshot> {
+  const email = await db.oneFirst(sql.type(customerEmail)`
+    WITH placed AS (
+      INSERT INTO orders (id, customer_id, status, region, currency, total_cents, shipping_address, payment_token)
+      VALUES (${order.id}, ${order.customerId}, 'PENDING', ${order.region}, ${order.currency}, ${order.totalCents},
+              ${sql.jsonb(order.shippingAddress)}, ${order.paymentToken})
+      RETURNING id
+    ), lines AS (
+      INSERT INTO order_items (order_id, sku, name, quantity, unit_price_cents, final_sale)
+      SELECT (SELECT id FROM placed), * FROM ${sql.unnest(
+        order.items.map((i) => [i.sku, i.name, i.quantity, i.unit_price_cents, i.final_sale]),
+        ['text', 'text', 'int4', 'int4', 'bool'],
+      )}
+    ), history AS (
+      INSERT INTO order_history (order_id, from_status, to_status, actor, reason)
+      SELECT id, NULL, 'PENDING', ${actor}, 'order accepted' FROM placed
+    )
+    SELECT email FROM customers WHERE id = ${order.customerId}`);
+  return {
+    id: order.id,
+    customerId: order.customerId,
+    customerEmail: email,
+    region: order.region,
+    currency: order.currency,
+    totalCents: order.totalCents,
+    shippingAddress: order.shippingAddress,
+    paymentToken: order.paymentToken,
+    items: [...order.items]
+      .sort((a, b) => (a.sku < b.sku ? -1 : 1))
+      .map((i) => ({ sku: i.sku, name: i.name, quantity: i.quantity, unitPriceCents: i.unit_price_cents })),
+  };
 }
-
-async function appendHistory(
-  tx: Tx,
-  entry: { orderId: string; from: OrderStatus | null; to: OrderStatus; actor: string; reason: string },
-): Promise<void> {
-  await tx.query(sql.typeAlias('void')`
-    INSERT INTO order_history (order_id, from_status, to_status, actor, reason)
-    VALUES (${entry.orderId}, ${entry.from}, ${entry.to}, ${entry.actor}, ${entry.reason})`);
-}
+const customerEmail = z.object({ email: z.string() });
 
 export async function findOrder(db: Db | Tx, orderId: string, customerId?: string): Promise<Order | null> {
   const row = await db.maybeOne(sql.type(orderRow)`
@@ -112,20 +149,15 @@ export type Transition = {
 };
 
 /**
- * Moves an order along the state machine and appends the history row, in the caller's transaction.
- * Returns false, changing nothing, when the move is not legal from the order's current status.
+ * Moves an order along the state machine and appends the history row, in one statement (under the
+ * order's row lock). Returns false when the move is not legal from the order's current status.
  */
-export async function transitionOrder(tx: Tx, t: Transition): Promise<boolean> {
-  const from = await lockOrder(tx, t.orderId);
-  if (!canTransition(from, t.to)) return false;
-  await tx.query(sql.typeAlias('void')`
-    UPDATE orders
-    SET status = ${t.to}, updated_at = now(),
-        failure_reason = ${t.failure?.reason ?? null}, failed_step = ${t.failure?.step ?? null}
-    WHERE id = ${t.orderId} AND status = ${from}`);
-  await appendHistory(tx, { orderId: t.orderId, from, to: t.to, actor: t.actor, reason: t.reason });
-  return true;
+export async function transitionOrder(db: Db | Tx, t: Transition): Promise<boolean> {
+  return db.oneFirst(sql.type(moved)`
+    SELECT move_order(${t.orderId}, ${t.to}, ${sql.array([...statusesBefore(t.to)], 'text')}, ${t.actor}, ${t.reason},
+                      ${t.failure?.reason ?? null}, ${t.failure?.step ?? null}) AS moved`);
 }
+const moved = z.object({ moved: z.boolean() });
 
 /** Marks the order as touched, so the reconciler can tell a quiet order from a stuck one. */
 export async function touchOrder(tx: Tx, orderId: string): Promise<void> {

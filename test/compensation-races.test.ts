@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransientError } from '../domain/errors.ts';
 import type { PaymentGateway } from '../providers/payment-gateway.ts';
+import type { StepJobData } from '../queues/order-workflow.ts';
 import { listCompensations, recordCompensation } from '../sql/compensations.ts';
 import { listDeadLetters } from '../sql/dead-letters.ts';
 import { insertOrder } from '../sql/orders.ts';
+import { compensateOrder } from '../workers/compensate-order.ts';
 import { reconcile } from '../workers/maintenance.ts';
-import { runStep } from '../workers/run-step.ts';
-import type { StepDeps } from '../workers/step.ts';
+import { runStep, type StepOutcome } from '../workers/run-step.ts';
+import type { Step, StepDeps } from '../workers/step.ts';
 import { steps } from '../workers/steps/index.ts';
 import { type Harness, startHarness } from './support/harness.ts';
 
@@ -15,32 +17,43 @@ import { type Harness, startHarness } from './support/harness.ts';
 // deterministically: the steps run here, by hand; only the dead-letter worker runs in the background.
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ env: { WORKER_QUEUES: 'dead-letter' } });
+  h = await startHarness({ env: { WORKER_QUEUES: 'dead-letter,maintenance' } });
 });
 afterAll(async () => {
   await h?.close();
 });
 
-async function newOrder(sku: string): Promise<{ orderId: string; generation: number; round: number }> {
+async function newOrder(sku: string): Promise<StepJobData> {
   const orderId = randomUUID();
-  await h.deps.db.transaction((tx) =>
-    insertOrder(
-      tx,
-      {
-        id: orderId,
-        customerId: 'cust_ada',
-        region: 'eu',
-        currency: 'EUR',
-        totalCents: 4999,
-        shippingAddress: { name: 'A', line1: '1 St', city: 'L', postalCode: 'N1', country: 'GB' },
-        paymentToken: '4242424242424242',
-        items: [{ sku, name: sku, quantity: 1, unit_price_cents: 4999, final_sale: false }],
-      },
-      'test',
-    ),
+  const order = await insertOrder(
+    h.deps.db,
+    {
+      id: orderId,
+      customerId: 'cust_ada',
+      region: 'eu',
+      currency: 'EUR',
+      totalCents: 4999,
+      shippingAddress: { name: 'A', line1: '1 St', city: 'L', postalCode: 'N1', country: 'GB' },
+      paymentToken: '4242424242424242',
+      items: [{ sku, name: sku, quantity: 1, unit_price_cents: 4999, final_sale: false }],
+    },
+    'test',
   );
-  return { orderId, generation: 1, round: 0 };
+  return { orderId, generation: 1, round: 0, order };
 }
+
+/** What the BullMQ adapter (workers/step-processor.ts) does with an outcome that needs more work. */
+async function settle(ref: StepJobData, outcome: StepOutcome): Promise<StepOutcome> {
+  if (outcome.state === 'ended') await h.deps.queues.addDeadLetter(outcome.deadLetter);
+  if (outcome.state === 'already-ended' && outcome.compensate) {
+    await h.deps.queues.compensateLater(ref.orderId, ref.generation, randomUUID());
+  }
+  return outcome;
+}
+const run = (step: Step, deps: StepDeps, ref: StepJobData, number = 1) =>
+  runStep(step, deps, ref, {}, { worker: 'test', isLast: false, number, recovering: false }).then((outcome) =>
+    settle(ref, outcome),
+  );
 
 /**
  * The real gateway client, with authorize held until released (a slow network, a busy worker);
@@ -68,7 +81,6 @@ function heldGateway(real: PaymentGateway) {
 
 const live = async (orderId: string) =>
   (await h.deps.gateway.findAuthorizations(orderId)).filter((a) => a.status === 'authorized' && !a.voided);
-const attempt = { worker: 'test', isLast: false, number: 1 };
 
 describe('an authorization that lands after its order failed', () => {
   it('is voided by the retry of its step even when its answer was lost', async () => {
@@ -76,21 +88,26 @@ describe('an authorization that lands after its order failed', () => {
     const ref = await newOrder('FRIEREN-01-LTD');
     const held = heldGateway(h.deps.gateway);
     const deps: StepDeps = { ...h.deps, gateway: held.gateway };
-    await runStep(steps.validate, deps, ref, attempt);
+    expect((await run(steps.validate, deps, ref)).state).toBe('done');
 
-    const authorizing = runStep(steps['authorize-payment'], deps, ref, attempt).catch((error: Error) => error);
-    await held.reached; // the step has started (its ledger row is written) and waits on the gateway
-    await expect(runStep(steps['check-inventory'], deps, ref, attempt)).rejects.toThrow(/out_of_stock/);
+    const authorizing = run(steps['authorize-payment'], deps, ref);
+    await held.reached; // the step waits on the gateway
+    expect(await run(steps['check-inventory'], deps, ref)).toMatchObject({
+      state: 'ended',
+      error: { code: 'out_of_stock' },
+    });
     await h.waitForQuiet(); // the dead letter's compensation ran: nothing to void yet
 
     h.sandbox.gateway.settings.resetRate = 1; // the authorization lands; its answer is lost
     held.release();
-    expect(await authorizing).toBeInstanceOf(Error);
+    expect(await authorizing).toMatchObject({ state: 'retry' });
     h.sandbox.gateway.settings.resetRate = 0;
     expect(await live(ref.orderId)).toHaveLength(1);
 
-    const retry = await runStep(steps['authorize-payment'], deps, ref, { ...attempt, number: 2 });
-    expect(retry.state).toBe('skipped');
+    // The retry gets the same authorization (same idempotency key), finds the order ended, and has it undone.
+    const retry = await run(steps['authorize-payment'], deps, ref, 2);
+    expect(retry).toMatchObject({ state: 'already-ended', compensate: true });
+    await h.waitForQuiet();
     expect(await live(ref.orderId)).toEqual([]);
   });
 
@@ -107,17 +124,31 @@ describe('an authorization that lands after its order failed', () => {
       },
     };
     const deps: StepDeps = { ...h.deps, gateway };
-    await runStep(steps.validate, deps, ref, attempt);
-    const authorizing = runStep(steps['authorize-payment'], deps, ref, attempt).catch((error: Error) => error);
-    await held.reached; // the step has started (its ledger row is written) and waits on the gateway
-    await expect(runStep(steps['check-inventory'], deps, ref, attempt)).rejects.toThrow(/out_of_stock/);
+    await run(steps.validate, deps, ref);
+    // The authorize attempt runs by hand, its outcome not settled, so that the compensation runs here.
+    const authorizing = runStep(
+      steps['authorize-payment'],
+      deps,
+      ref,
+      {},
+      {
+        worker: 'test',
+        isLast: false,
+        number: 1,
+        recovering: false,
+      },
+    );
+    await held.reached; // the step waits on the gateway
+    expect((await run(steps['check-inventory'], deps, ref)).state).toBe('ended');
     await h.waitForQuiet();
 
-    held.release(); // succeeds on an ended order; undoing it meets the 503
-    expect(await authorizing).toBeInstanceOf(Error);
+    held.release(); // succeeds on an ended order: recorded, and its compensation is asked for
+    expect(await authorizing).toMatchObject({ state: 'already-ended', compensate: true });
     expect(await live(ref.orderId)).toHaveLength(1);
-
-    await runStep(steps['authorize-payment'], deps, ref, { ...attempt, number: 2 });
+    // The compensate-order job meets the 503 and throws (so BullMQ retries it); its retry voids.
+    await expect(compensateOrder(deps, ref)).rejects.toThrow(/503/);
+    expect(await live(ref.orderId)).toHaveLength(1);
+    await compensateOrder(deps, ref);
     expect(await live(ref.orderId)).toEqual([]);
   });
 });
@@ -126,9 +157,21 @@ describe('a dead letter whose job was lost in a crash', () => {
   it('is written with the failure and enqueued again by the reconciler', async () => {
     await h.setStock('CHAINSAW-05', 'eu', 0);
     const ref = await newOrder('CHAINSAW-05');
-    await runStep(steps.validate, h.deps, ref, attempt);
+    await run(steps.validate, h.deps, ref);
     // The step fails for good; the process dies before it enqueues the dead letter (nothing is enqueued here).
-    await expect(runStep(steps['check-inventory'], h.deps, ref, attempt)).rejects.toThrow(/out_of_stock/);
+    const outcome = await runStep(
+      steps['check-inventory'],
+      h.deps,
+      ref,
+      {},
+      {
+        worker: 'test',
+        isLast: false,
+        number: 1,
+        recovering: false,
+      },
+    );
+    expect(outcome).toMatchObject({ state: 'ended', error: { code: 'out_of_stock' } });
     const written = (await listDeadLetters(h.deps.db, { limit: 50 })).find((d) => d.order_id === ref.orderId);
     expect(written?.status).toBe('received');
 

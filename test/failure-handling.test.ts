@@ -1,6 +1,6 @@
 import { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stepJobId } from '../queues/pipeline.ts';
+import { stepJobId } from '../queues/order-workflow.ts';
 import { listDeadLetters } from '../sql/dead-letters.ts';
 import { getStockLevels } from '../sql/inventory.ts';
 import { findOrder } from '../sql/orders.ts';
@@ -127,8 +127,8 @@ describe('an order that failed for want of stock', () => {
   });
 });
 
-describe('a poison job that always throws', () => {
-  it('is dead-lettered after exactly its attempts and parked, and can be discarded', async () => {
+describe('a poison job (its order does not exist)', () => {
+  it('is dead-lettered at once, without using its retries, parked, and can be discarded', async () => {
     await h.deps.queues.queues.ship.add(
       'ship',
       { orderId: 'not-an-order', generation: 1, round: 0 },
@@ -139,7 +139,7 @@ describe('a poison job that always throws', () => {
       () => deadLetterOf('not-an-order'),
       (d) => d[0]?.status === 'parked',
     );
-    expect(letter).toMatchObject({ attempts: 3, step: 'ship', status: 'parked', error_code: 'invalid_value' });
+    expect(letter).toMatchObject({ attempts: 1, step: 'ship', status: 'parked', error_code: 'not_found' });
     const discard = await h.request('POST', `/admin/dead-letters/${letter!.id}/discard`, { key: h.adminKey });
     expect(discard.status).toBe(200);
     expect(discard.body.status).toBe('discarded');

@@ -1,9 +1,10 @@
 import { AppError, toAppError } from '../domain/errors.ts';
+import { compensationOrder } from '../queues/order-workflow.ts';
 import { NOTHING_TO_UNDO, recordCompensation } from '../sql/compensations.ts';
 import { findOrder } from '../sql/orders.ts';
-import { type OrderRun, stepWasStarted } from '../sql/step-attempts.ts';
+import type { OrderRun } from '../sql/step-attempts.ts';
 import type { StepDeps } from './step.ts';
-import { compensationOrder } from './steps/index.ts';
+import { steps } from './steps/index.ts';
 
 /**
  * Undoes what an ended order left behind (label, reservation, capture, authorization), in reverse
@@ -19,11 +20,12 @@ export async function compensateOrder(deps: StepDeps, run: OrderRun): Promise<st
   const order = { ...found, generation };
   const undone: string[] = [];
   let firstFailure: unknown;
-  for (const step of compensationOrder) {
-    // No skipping of steps compensated before: an effect can land after an earlier run found nothing
-    // (an authorization that was still in flight). Each compensation is idempotent, so re-running is safe.
+  for (const name of compensationOrder) {
+    // Every compensation runs, each judging from what exists: an effect can exist without a recorded
+    // success (an authorization whose answer was lost), or land after an earlier run found nothing. Each
+    // is idempotent, so running again is safe.
+    const step = steps[name];
     if (!step.compensate) continue;
-    if (!(await stepWasStarted(deps.db, run, step.name))) continue;
     try {
       const detail = await step.compensate(deps, order);
       await recordCompensation(deps.db, {

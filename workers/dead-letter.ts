@@ -1,15 +1,14 @@
 import type { Job } from 'bullmq';
 import { decideDeadLetter, type RetryPolicy } from '../domain/dead-letter-policy.ts';
 import { toAppError } from '../domain/errors.ts';
+import { isUuid } from '../domain/ids.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
-import type { DeadLetterJobData } from '../queues/pipeline.ts';
+import type { DeadLetterJobData } from '../queues/order-workflow.ts';
 import { recordDeadLetter, updateDeadLetter } from '../sql/dead-letters.ts';
 import { findOrder, transitionOrder } from '../sql/orders.ts';
 import { listPayments } from '../sql/payments.ts';
 import { compensateOrder } from './compensate-order.ts';
 import type { StepDeps } from './step.ts';
-
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * A step failed for good. Records the dead letter, makes sure the order is FAILED (the step's failure
@@ -26,7 +25,7 @@ export function createDeadLetterProcessor(deps: StepDeps, queues: OrderQueues, r
     if (letter.status !== 'received' && letter.status !== 'compensation_failed') return { status: letter.status };
     const pending = ['received', 'compensation_failed'] as const;
 
-    const order = uuid.test(data.orderId) ? await findOrder(deps.db, data.orderId) : null;
+    const order = isUuid(data.orderId) ? await findOrder(deps.db, data.orderId) : null;
     if (!order) {
       await updateDeadLetter(deps.db, letter.id, pending, { status: 'parked', note: 'no such order: a poison job' });
       return { status: 'parked' };

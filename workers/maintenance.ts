@@ -1,10 +1,10 @@
 import type { Job } from 'bullmq';
 import { decideDeadLetter, type RetryPolicy } from '../domain/dead-letter-policy.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
-import type { MaintenanceJobData } from '../queues/pipeline.ts';
+import type { MaintenanceJobData } from '../queues/order-workflow.ts';
 import { findDeadLetter, updateDeadLetter } from '../sql/dead-letters.ts';
 import { getStockLevels } from '../sql/inventory.ts';
-import { findOrder, reopenFailedOrder } from '../sql/orders.ts';
+import { findOrder, loadOrderSnapshot, reopenFailedOrder } from '../sql/orders.ts';
 import {
   bumpEnqueueRound,
   findOverdueRetries,
@@ -37,7 +37,8 @@ export async function reconcile(deps: StepDeps, queues: OrderQueues, settings: M
   for (const order of await findStuckOrders(deps.db, settings.stuckAfterMs, 100)) {
     const round = await bumpEnqueueRound(deps.db, order.id, order.enqueue_round);
     if (round === null) continue;
-    await queues.enqueueOrder({ orderId: order.id, generation: order.generation, round });
+    const snapshot = await loadOrderSnapshot(deps.db, order.id);
+    await queues.enqueueOrder({ orderId: order.id, generation: order.generation, round, order: snapshot });
     reenqueued += 1;
   }
   let compensated = 0;
@@ -126,6 +127,11 @@ async function retryOrder(deps: StepDeps, queues: OrderQueues, policy: RetryPoli
   });
   if (generation === null) return { skipped: 'already handled' };
   await deps.invalidateOrder(order.id, order.customer_id);
-  await queues.enqueueOrder({ orderId: order.id, generation, round: 0 });
+  await queues.enqueueOrder({
+    orderId: order.id,
+    generation,
+    round: 0,
+    order: await loadOrderSnapshot(deps.db, order.id),
+  });
   return { reopened: generation };
 }

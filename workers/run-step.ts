@@ -1,131 +1,125 @@
-import { AppError, toAppError } from '../domain/errors.ts';
-import { isTerminal, type OrderStatus } from '../domain/order-status.ts';
-import type { OrderRef } from '../queues/pipeline.ts';
-import type { Tx } from '../sql/database.ts';
-import { recordDeadLetter } from '../sql/dead-letters.ts';
-import { findOrder, lockOrder, touchOrder, transitionOrder } from '../sql/orders.ts';
-import { findStepOutput, finishAttempt, startAttempt, stepWasStarted } from '../sql/step-attempts.ts';
-import { compensateOrder } from './compensate-order.ts';
+import { AppError, BusinessError, TransientError, toAppError } from '../domain/errors.ts';
+import { isUuid } from '../domain/ids.ts';
+import { statusesBefore } from '../domain/order-status.ts';
+import { type StepJobData, steps as workflow } from '../queues/order-workflow.ts';
+import type { NewDeadLetter } from '../sql/dead-letters.ts';
+import { loadOrderSnapshot, orderSnapshot } from '../sql/orders.ts';
+import { commitStep, failStep, findStepOutputs, type StepRun } from '../sql/step-runtime.ts';
 import type { Step, StepDeps } from './step.ts';
 
-export type StepOutcome = { state: 'done'; output: unknown } | { state: 'skipped'; reason: string };
+// The runner: one attempt of one step, start to end. It is the whole protocol between a step and the
+// rest of the system:
+//
+//   1. the step does its outside work and answers with its output and its commit (workers/step.ts);
+//   2. the runner runs that commit with the ledger row and the status change: one statement, one
+//      transaction (sql/step-runtime.ts), which first locks the order row;
+//   3. it answers with an outcome, which the BullMQ adapter (step-processor.ts) turns into a job result:
+//
+//      done           the step succeeded (now, or in an earlier attempt): its output goes to the next steps
+//      retry          a transient failure with attempts left: BullMQ retries it with the step's backoff
+//      ended          this failure ended the order: FAILED and its dead letter were written with it
+//      already-ended  the order had ended (failed elsewhere, cancelled, or a newer generation runs):
+//                     nothing of this step is recorded as done, and what it did must be undone
+//
+// Compensation starts in one place, the dead-letter handler (or the compensate-order job for an
+// effect that landed on an ended order), never here.
 
-/** A step failed; `final` says whether the order has been ended (no retry will follow). */
-export class StepFailure extends Error {
-  readonly error: AppError;
-  readonly final: boolean;
-  /** This failure ended the order (and wrote its dead letter); false when the order had ended already. */
-  readonly endedOrder: boolean;
-  constructor(error: AppError, final: boolean, endedOrder = final) {
-    super(`${error.code}: ${error.message}`, { cause: error });
-    this.name = 'StepFailure';
-    this.error = error;
-    this.final = final;
-    this.endedOrder = endedOrder;
-  }
-}
+export type StepOutcome =
+  | { state: 'done'; output: unknown }
+  | { state: 'retry'; error: AppError }
+  | { state: 'ended'; error: AppError; deadLetter: NewDeadLetter }
+  | { state: 'already-ended'; reason: string; compensate: boolean };
 
-/**
- * Runs one attempt of a step for an order, with its ledger row. Statuses move only along the state
- * machine and only for an order still in progress: a step that finds its order ended (cancelled, or
- * failed by the parallel step) stops, and if its effect already happened, undoes it.
- */
+export type Attempt = {
+  number: number;
+  isLast: boolean;
+  worker: string;
+  /** The job ran before (a crash, a stalled lock) or was re-enqueued: look for a stored success first. */
+  recovering: boolean;
+};
+
 export async function runStep(
   step: Step,
   deps: StepDeps,
-  ref: OrderRef,
-  attempt: { worker: string; isLast: boolean; number: number },
+  data: StepJobData,
+  inputs: Record<string, unknown>,
+  attempt: Attempt,
 ): Promise<StepOutcome> {
   const { db } = deps;
-  const { orderId } = ref;
-  const run = { orderId, generation: ref.generation };
-  const order = await findOrder(db, orderId);
-  if (!order) throw new StepFailure(new AppError('not_found', `Order ${orderId} does not exist`), true);
-  // An ended generation (the order failed, was cancelled, or was retried as a newer generation) may
-  // still hold an effect of this step that landed after its compensation ran: an authorization whose
-  // answer was lost to a timeout, a compensation that failed. A retry of the step is what comes back to
-  // it, so it undoes what is left (idempotently) instead of just stopping.
-  const ended = order.generation !== ref.generation || order.status === 'FAILED' || order.status === 'CANCELLED';
-  if (ended) {
-    if (step.compensate && (await stepWasStarted(db, run, step.name))) await compensateOrder(deps, run);
-    return { state: 'skipped', reason: `generation ${ref.generation} of the order has ended (${order.status})` };
-  }
-  const stored = await findStepOutput(db, run, step.name);
-  if (stored !== undefined) return { state: 'done', output: stored };
-  if (isTerminal(order.status)) return { state: 'skipped', reason: `order is ${order.status}` };
-
-  const actor = `worker:${step.name}`;
-  const invalidate = () => deps.invalidateOrder(orderId, order.customer_id);
-  const attemptId = await db.transaction(async (tx) => {
-    const id = await startAttempt(tx, { ...run, step: step.name, worker: attempt.worker });
-    await moveTo(tx, orderId, step.startStatus, actor, `${step.name} started`);
-    return id;
-  });
-  await invalidate();
-
-  let endedMeanwhile = false;
+  const { orderId, generation } = data;
+  const declared = workflow[step.name];
+  const run: StepRun = {
+    orderId: String(orderId),
+    generation: Number(generation) || 0,
+    step: step.name,
+    attempt: attempt.number,
+    worker: attempt.worker,
+    startedAt: Date.now(),
+    status: declared.status ?? null,
+    from: declared.status ? statusesBefore(declared.status) : [],
+  };
+  const parsed = orderSnapshot.safeParse(data.order);
+  let customerId = parsed.success ? parsed.data.customerId : undefined;
   try {
-    const output = await step.run({
-      ...deps,
-      order,
-      finish: (writes) =>
-        db.transaction(async (tx) => {
-          const status = await lockOrder(tx, orderId);
-          const earlier = await findStepOutput(tx, run, step.name);
-          if (earlier !== undefined) {
-            await finishAttempt(tx, attemptId, {
-              outcome: 'skipped',
-              errorCode: 'duplicate',
-              errorMessage: 'another attempt finished first',
-            });
-            return earlier as never;
-          }
-          const result = await writes(tx);
-          await finishAttempt(tx, attemptId, { outcome: 'succeeded', output: result });
-          endedMeanwhile = isTerminal(status);
-          if (!endedMeanwhile) await moveTo(tx, orderId, step.endStatus, actor, `${step.name} succeeded`);
-          return result;
-        }),
-    });
-    await invalidate();
-    if (endedMeanwhile) await compensateOrder(deps, run);
-    return { state: 'done', output };
+    if (!isUuid(orderId)) throw new AppError('not_found', `Order ${String(orderId)} does not exist`);
+    const stored = attempt.recovering ? await findStepOutputs(db, data, [step.name, ...step.needs]) : {};
+    if (stored[step.name] !== undefined) return { state: 'done', output: stored[step.name] };
+    const order = parsed.success ? parsed.data : await loadOrderSnapshot(db, orderId);
+    if (!order) throw new AppError('not_found', `Order ${orderId} does not exist`);
+    customerId = order.customerId;
+    const needs = { ...stored, ...inputs };
+    const missing = step.needs.filter((name) => needs[name] === undefined);
+    if (missing.length > 0) Object.assign(needs, await findStepOutputs(db, data, missing));
+    for (const name of step.needs) {
+      if (needs[name] === undefined) throw new AppError('internal', `${step.name} ran before ${name} succeeded`);
+    }
+
+    const response = await withTimeout(
+      (signal) => step.invoke({ ...deps, order, generation, inputs: needs as never, signal }),
+      declared.policy.timeoutMs,
+      step.name,
+    );
+    const answer = await commitStep(db, run, response.commit, response.output);
+    switch (answer.state) {
+      case 'done':
+        if (answer.moved) await deps.invalidateOrder(orderId, customerId);
+        return { state: 'done', output: answer.output };
+      case 'ended':
+        return {
+          state: 'already-ended',
+          reason: `generation ${generation} of the order has ended (${answer.status})`,
+          compensate: step.compensate !== undefined,
+        };
+      case 'missing':
+        throw new AppError('not_found', `Order ${orderId} does not exist`);
+      case 'rejected':
+        throw rejection(answer.code, answer.details);
+    }
   } catch (caught) {
     const error = classify(caught);
     const final = !error.retryable || attempt.isLast;
-    const endedOrder = await db.transaction(async (tx) => {
-      await finishAttempt(tx, attemptId, { outcome: 'failed', errorCode: error.code, errorMessage: error.message });
-      await touchOrder(tx, orderId);
-      if (!final) return false;
-      const failed = await transitionOrder(tx, {
-        orderId,
-        to: 'FAILED',
-        actor,
-        reason: error.message,
-        failure: { reason: error.code, step: step.name },
-      });
-      if (!failed) return false;
-      // The dead letter is written with the failure, so that a crash before its job is enqueued cannot
-      // lose it: the reconciler enqueues dead letters left unhandled.
-      await recordDeadLetter(tx, {
-        ...run,
+    const { order: _order, ...payload } = data;
+    const endedOrder = await failStep(
+      db,
+      { ...run, from: statusesBefore('FAILED'), orderUuid: isUuid(orderId) ? orderId : null, payload },
+      { code: error.code, message: error.message },
+      final,
+    );
+    if (endedOrder && customerId) await deps.invalidateOrder(orderId, customerId);
+    if (!final) return { state: 'retry', error };
+    if (endedOrder) {
+      const deadLetter = {
+        orderId: String(orderId),
+        generation: Number(generation) || 0,
         step: step.name,
         errorCode: error.code,
         message: error.message,
         attempts: attempt.number,
-        payload: ref,
-      });
-      return true;
-    });
-    await invalidate();
-    // Ended by someone else while this attempt ran: that ending's dead letter covers the order; what
-    // this step may have done meanwhile is undone here.
-    if (final && !endedOrder && step.compensate) {
-      await compensateOrder(deps, run).catch((err) =>
-        deps.log.warn({ orderId, err: err.message }, 'compensation failed'),
-      );
+        payload,
+      };
+      return { state: 'ended', error, deadLetter };
     }
-    throw new StepFailure(error, final, endedOrder);
+    return { state: 'already-ended', reason: error.message, compensate: step.compensate !== undefined };
   }
 }
 
@@ -137,7 +131,30 @@ function classify(error: unknown): AppError {
   return new AppError('internal', appError.message, { retryable: true, cause: error });
 }
 
-async function moveTo(tx: Tx, orderId: string, to: OrderStatus | undefined, actor: string, reason: string) {
-  const moved = to !== undefined && (await transitionOrder(tx, { orderId, to, actor, reason }));
-  if (!moved) await touchOrder(tx, orderId);
+/** A commit that refused: the business failure it stands for. */
+function rejection(code: string, details: unknown): BusinessError {
+  const lines = Array.isArray(details) ? (details as Array<{ sku: string; problem?: string }>) : [];
+  if (code === 'out_of_stock') {
+    return new BusinessError('out_of_stock', `Not enough stock for ${lines.map((l) => l.sku).join(', ')}`, lines);
+  }
+  if (code === 'invalid_order') {
+    return new BusinessError('invalid_order', lines.map((l) => `${l.sku}: ${l.problem}`).join('; '), lines);
+  }
+  return new BusinessError(code as never, `The step was refused (${code})`, lines);
+}
+
+async function withTimeout<T>(work: (signal: AbortSignal) => Promise<T>, ms: number, step: string): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new TransientError('step_timeout', `${step} took longer than ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([work(controller.signal), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { QueueName } from '../config/index.ts';
 import type { RetryPolicy } from '../domain/dead-letter-policy.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
-import { DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE } from '../queues/pipeline.ts';
+import { DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE } from '../queues/order-workflow.ts';
 import { createDeadLetterProcessor } from './dead-letter.ts';
 import { createMaintenanceProcessor } from './maintenance.ts';
 import type { StepDeps } from './step.ts';

@@ -1,57 +1,52 @@
 import { type Job, UnrecoverableError } from 'bullmq';
-import { TransientError, toAppError } from '../domain/errors.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
-import { type StepJobData, stepPolicies } from '../queues/pipeline.ts';
-import { runStep, StepFailure } from './run-step.ts';
+import { flowAfter, type StepJobData } from '../queues/order-workflow.ts';
+import { runStep } from './run-step.ts';
 import type { Step, StepDeps } from './step.ts';
 
 /**
- * Adapts a step to a BullMQ processor. Retries and backoff are BullMQ's (the step's policy); a failure
- * that is final (a business outcome, or the last attempt) goes to the dead-letter queue, and the job
- * fails without retry. Anything else thrown (a bug, a malformed job) is retried like a transient error
- * and dead-lettered after its last attempt, so a poison job never loops.
+ * The one adapter between the runner's outcomes and BullMQ. A job returns the outputs of its step and of
+ * every step before it in the flow, so a step reads what it needs from its children's results.
+ *
+ * - done: the first step adds the rest of the flow (queues/order-workflow.ts); the job completes.
+ * - retry: the error is thrown and BullMQ retries with the step's backoff.
+ * - ended: the dead letter (already written with the failure) is handed to the dead-letter queue, whose
+ *   handler compensates and decides; the job fails without retry, and so do its parents.
+ * - already-ended: an effect this step made on an ended order is undone by a compensate-order job.
+ *
+ * Anything else thrown (the database down while recording a failure) is retried like a transient
+ * error; after the last attempt the reconciler finds the order stuck and enqueues it again.
  */
 export function createStepProcessor(step: Step, deps: StepDeps, queues: OrderQueues, worker: string) {
-  const policy = stepPolicies[step.name];
   return async (job: Job<StepJobData>) => {
-    const ref = job.data;
-    const attempt = job.attemptsMade + 1;
-    const isLast = attempt >= (job.opts.attempts ?? 1);
-    try {
-      const outcome = await withTimeout(
-        runStep(step, deps, ref, { worker, isLast, number: attempt }),
-        policy.timeoutMs,
-        step.name,
-      );
-      // Validation is the one step outside the flow tree (see queues/flow.ts): it starts the rest.
-      if (step.name === 'validate' && outcome.state === 'done') await queues.addFulfilmentFlow(ref);
-      return outcome;
-    } catch (caught) {
-      const failure = caught instanceof StepFailure ? caught : new StepFailure(toAppError(caught), isLast);
-      deps.log.warn(
-        { orderId: ref?.orderId, step: step.name, code: failure.error.code, final: failure.final, attempt },
-        failure.message,
-      );
-      if (!failure.final) throw caught;
-      if (!failure.endedOrder) throw new UnrecoverableError(failure.message);
-      await queues.addDeadLetter({
-        orderId: String(ref?.orderId),
-        generation: Number(ref?.generation) || 0,
-        step: step.name,
-        errorCode: failure.error.code,
-        message: failure.error.message,
-        attempts: attempt,
-        payload: job.data,
-      });
-      throw new UnrecoverableError(failure.message);
+    const data = job.data ?? ({} as StepJobData);
+    const inputs: Record<string, unknown> = Object.assign({}, ...Object.values(await job.getChildrenValues()));
+    const number = job.attemptsMade + 1;
+    const outcome = await runStep(step, deps, data, inputs, {
+      number,
+      isLast: number >= (job.opts.attempts ?? 1),
+      worker,
+      recovering: job.attemptsStarted > 1 || Number(data.round) > 0,
+    });
+    switch (outcome.state) {
+      case 'done': {
+        const flow = flowAfter(step.name, data);
+        if (flow) await queues.addFlow(flow);
+        return { ...inputs, [step.name]: outcome.output };
+      }
+      case 'retry':
+        deps.log.warn(
+          { orderId: data.orderId, step: step.name, code: outcome.error.code, attempt: number },
+          'retrying',
+        );
+        throw outcome.error;
+      case 'ended':
+        deps.log.warn({ orderId: data.orderId, step: step.name, code: outcome.error.code }, 'order failed');
+        await queues.addDeadLetter(outcome.deadLetter);
+        throw new UnrecoverableError(`${outcome.error.code}: ${outcome.error.message}`);
+      case 'already-ended':
+        if (outcome.compensate) await queues.compensateLater(data.orderId, data.generation, `${step.name}-${job.id}`);
+        throw new UnrecoverableError(outcome.reason);
     }
   };
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number, step: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TransientError('step_timeout', `${step} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,17 +1,20 @@
-import type { OrderStatus } from '../domain/order-status.ts';
 import type { Carrier } from '../providers/carrier.ts';
 import type { Mailer } from '../providers/mailer.ts';
 import type { PaymentGateway } from '../providers/payment-gateway.ts';
-import type { StepName } from '../queues/pipeline.ts';
+import type { StepName } from '../queues/order-workflow.ts';
 import type { Logger } from '../runtime/logger.ts';
-import type { Db, Tx } from '../sql/database.ts';
-import type { Order } from '../sql/orders.ts';
-import type { OrderRun } from '../sql/step-attempts.ts';
+import type { Db } from '../sql/database.ts';
+import type { Order, OrderSnapshot } from '../sql/orders.ts';
+import { commits, type StepCommit } from '../sql/step-runtime.ts';
 
-// A pipeline step knows nothing of BullMQ. It does its external work (a provider call with an
-// idempotency key derived from the order), then calls `finish` with its database writes: the runner
-// runs them in one transaction together with the step's ledger row and the order's status change, so a
-// retry after a crash finds the step done and returns its stored output instead of doing it again.
+// The step contract. A step knows nothing of BullMQ, of the ledger or of statuses: it does its outside
+// work (a provider call with an idempotency key derived from the order) and answers with a
+// StepResponse: its output, and its commit, the one database call that records its effect. The runner
+// (run-step.ts) adds the ledger row and the status change to that call, so they commit together, and
+// gives each step the outputs of the steps it needs.
+//
+// A step that failed throws: a BusinessError ends the order at once; anything else is retried by the
+// step's policy. A commit can refuse too (out of stock at reservation time): that is a business failure.
 
 export type StepDeps = {
   db: Db;
@@ -19,22 +22,38 @@ export type StepDeps = {
   carrier: Carrier;
   mailer: Mailer;
   log: Logger;
-  /** Called after each committed change to an order (see runtime/deps.ts). */
+  /** Called after a committed change to an order's status (see runtime/deps.ts). */
   invalidateOrder(orderId: string, customerId?: string): Promise<void>;
 };
 
-export type StepContext = StepDeps & {
-  order: Order;
-  finish<T>(writes: (tx: Tx) => Promise<T>): Promise<T>;
+export type StepContext<Needs> = StepDeps & {
+  order: OrderSnapshot;
+  generation: number;
+  /** The outputs of the steps this one declared in `needs`. */
+  inputs: Needs;
+  /** Aborted when the attempt timed out: the runner will not commit it. */
+  signal: AbortSignal;
 };
 
-export type Step<Output = unknown> = {
-  name: StepName;
-  /** The status the order takes when the step starts (e.g. VALIDATING). */
-  startStatus?: OrderStatus;
-  /** The status the order takes when the step succeeds (e.g. RESERVED). */
-  endStatus?: OrderStatus;
-  run(context: StepContext): Promise<Output>;
+/** What a step answers: its output and its commit. The output that counts is the one committed. */
+export class StepResponse<Output> {
+  readonly output: Output | undefined;
+  readonly commit: StepCommit;
+  constructor(output: Output, commit: StepCommit = commits.plain) {
+    this.output = output;
+    this.commit = commit;
+  }
+
+  /** A step whose work is all in its commit (a check or a reservation): the commit computes the output. */
+  static committedBy<Output>(commit: StepCommit): StepResponse<Output> {
+    return new StepResponse<Output>(undefined as Output, commit);
+  }
+}
+
+export type Step<Name extends StepName = StepName, Output = unknown, Needs = unknown> = {
+  name: Name;
+  needs: ReadonlyArray<StepName>;
+  invoke(context: StepContext<Needs>): Promise<StepResponse<Output>>;
   /**
    * Undoes the step's effects, judged from what the database and the provider say exists (not from the
    * ledger, so an effect whose success was never recorded is undone too). Idempotent; returns what it
@@ -43,11 +62,17 @@ export type Step<Output = unknown> = {
   compensate?(deps: StepDeps, order: Order): Promise<string | undefined>;
 };
 
-/** Idempotency key for a provider call that an order makes once per generation (authorize, ship…). */
-export function providerKey(order: Pick<Order, 'id' | 'generation'>, operation: string): string {
-  return `order-${order.id}-g${order.generation}-${operation}`;
+/** Declares a step; `needs` names the steps whose outputs it reads (typed by `Needs`). */
+export function createStep<Name extends StepName, Output, Needs = Record<never, never>>(
+  step: Omit<Step<Name, Output, Needs>, 'needs'> & { needs?: ReadonlyArray<keyof Needs & StepName> },
+): Step<Name, Output, Needs> {
+  return { ...step, needs: step.needs ?? [] };
 }
 
-export function runOf(order: Pick<Order, 'id' | 'generation'>): OrderRun {
-  return { orderId: order.id, generation: order.generation };
+/** The output type of a declared step, for the steps that need it. */
+export type OutputOf<S> = S extends { invoke(...args: never[]): Promise<StepResponse<infer Output>> } ? Output : never;
+
+/** Idempotency key for a provider call that an order makes once per generation (authorize, ship…). */
+export function providerKey(order: { id: string; generation: number }, operation: string): string {
+  return `order-${order.id}-g${order.generation}-${operation}`;
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { serve } from '@hono/node-server';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE, stepNames } from '../../queues/pipeline.ts';
+import { DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE, stepNames } from '../../queues/order-workflow.ts';
 import { type Harness, startHarness } from '../support/harness.ts';
 
 // Bull Board in a real browser (headless Chromium): the admin logs in through the Basic challenge, as a

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { OrderQueues } from '../../queues/order-queues.ts';
-import { type StepName, stepNames } from '../../queues/pipeline.ts';
+import { type StepName, stepNames } from '../../queues/order-workflow.ts';
 import type { Random } from '../../sandbox/faults.ts';
 import { type Db, sql } from '../../sql/database.ts';
 import type { AppProcess, Processes } from './processes.ts';
@@ -37,6 +37,7 @@ export type ChaosContext = {
   postgres: PostgresServer;
   redis: RedisServer;
   providers: string[];
+  queues: OrderQueues;
   log: (message: string) => void;
 };
 
@@ -165,19 +166,19 @@ async function injectEvent(ctx: ChaosContext, event: FaultEvent, log: FaultLog):
 }
 
 /**
- * Waits until some worker process is inside the given step (an attempt `running` in the ledger, started
- * by one of our live workers), then kill -9s that process and starts a replacement. If no attempt of the
- * step shows up within a few seconds, a worker chosen from the seed is killed instead.
+ * Waits until some worker process is inside the given step (an active job of the step's queue, taken by
+ * one of our live workers), then kill -9s that process and starts a replacement. If no job of the step
+ * shows up within a few seconds, a worker chosen from the seed is killed instead.
  */
 async function killInsideStep(ctx: ChaosContext, kill: Kill): Promise<Omit<KillRecord, 'atMs'>> {
   const deadline = Date.now() + 6_000;
   let target: AppProcess | undefined;
-  let attemptIds: number[] = [];
+  let orders: string[] = [];
   while (!target && Date.now() < deadline) {
-    const running = await runningAttempts(ctx.db, kill.step).catch(() => []);
+    const active = await activeJobs(ctx.queues, kill.step).catch(() => []);
     const workers = ctx.processes.workers();
-    target = workers.find((w) => running.some((r) => r.pid === w.pid));
-    attemptIds = running.filter((r) => r.pid === target?.pid).map((r) => r.id);
+    target = workers.find((w) => active.some((j) => j.pid === w.pid));
+    orders = active.filter((j) => j.pid === target?.pid).map((j) => j.orderId);
     if (!target) await sleep(10);
   }
   const foundRunning = target !== undefined;
@@ -189,7 +190,7 @@ async function killInsideStep(ctx: ChaosContext, kill: Kill): Promise<Omit<KillR
   await sleep(kill.delayMs);
   ctx.processes.killWorker(target);
   await ctx.processes.startWorker();
-  const cutInStep = foundRunning && (await stillRunning(ctx.db, attemptIds));
+  const cutInStep = foundRunning && (await notCommitted(ctx.db, kill.step, orders));
   ctx.log(
     `kill -9 worker ${target.pid} ${cutInStep ? 'inside' : foundRunning ? 'just after' : 'outside'} ${kill.step}`,
   );
@@ -208,20 +209,22 @@ async function retryWhileDown<T>(work: () => Promise<T>, tries = 20): Promise<T>
   }
 }
 
-async function runningAttempts(db: Db, step: StepName) {
-  return db.any(sql.type(z.object({ id: z.coerce.number(), pid: z.coerce.number() }))`
-    SELECT id, split_part(worker, ':', 2)::int AS pid FROM step_attempts
-    WHERE step = ${step} AND outcome = 'running' AND started_at > clock_timestamp() - interval '5 seconds'`);
+/** The step's jobs being processed now, with the pid of the worker holding each (its name is host:pid). */
+async function activeJobs(queues: OrderQueues, step: StepName) {
+  const jobs = await queues.queues[step].getActive();
+  return jobs.map((job) => ({ orderId: String(job.data.orderId), pid: Number(job.processedBy?.split(':')[1]) }));
 }
 
-/** An attempt left `running` after its process died was cut off inside the step. */
-async function stillRunning(db: Db, ids: number[]): Promise<boolean> {
-  if (ids.length === 0) return false;
+/** A kill cut a step off when the step's commit did not happen for one of the orders it was running. */
+async function notCommitted(db: Db, step: StepName, orderIds: string[]): Promise<boolean> {
+  if (orderIds.length === 0) return false;
   await sleep(100);
-  return db
-    .exists(sql.type(z.object({ exists: z.boolean() }))`
-      SELECT 1 FROM step_attempts WHERE id = ANY(${sql.array(ids, 'int8')}) AND outcome = 'running'`)
-    .catch(() => false);
+  const done = await db
+    .oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(DISTINCT order_id)::int AS n FROM step_attempts
+      WHERE step = ${step} AND outcome = 'succeeded' AND order_id::text = ANY(${sql.array(orderIds, 'text')})`)
+    .catch(() => orderIds.length);
+  return done < orderIds.length;
 }
 
 /** A delivery: on_hand and available grow together, whatever is being reserved at that moment. */

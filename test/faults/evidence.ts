@@ -1,7 +1,7 @@
 import { Job } from 'bullmq';
 import { z } from 'zod';
 import type { OrderQueues } from '../../queues/order-queues.ts';
-import { DEAD_LETTER_QUEUE, stepJobId, stepNames } from '../../queues/pipeline.ts';
+import { DEAD_LETTER_QUEUE, stepJobId, stepNames } from '../../queues/order-workflow.ts';
 import { listCompensations } from '../../sql/compensations.ts';
 import { type Db, sql } from '../../sql/database.ts';
 import { listHistory } from '../../sql/orders.ts';

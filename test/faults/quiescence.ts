@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { OrderQueues } from '../../queues/order-queues.ts';
-import { MAINTENANCE_QUEUE } from '../../queues/pipeline.ts';
+import { MAINTENANCE_QUEUE } from '../../queues/order-workflow.ts';
 import { type Db, sql } from '../../sql/database.ts';
 
 // Quiescence: no order in progress, no dead letter still being handled or waiting for its retry, and

@@ -41,8 +41,6 @@ export async function readPipelineStats(db: Db) {
     orders: await one(sql.type(count)`SELECT status AS key, count(*)::int AS n FROM orders GROUP BY status`),
     retriesByStep: await one(sql.type(count)`
       SELECT step AS key, count(*)::int AS n FROM step_attempts WHERE outcome = 'failed' GROUP BY step`),
-    attemptsCutOff: await one(sql.type(count)`
-      SELECT step AS key, count(*)::int AS n FROM step_attempts WHERE outcome = 'running' GROUP BY step`),
     deadLetters: await one(sql.type(count)`SELECT status AS key, count(*)::int AS n FROM dead_letters GROUP BY status`),
     compensations: await one(sql.type(count)`
       SELECT outcome AS key, count(*)::int AS n FROM compensations WHERE detail IS DISTINCT FROM 'nothing to undo'
@@ -87,7 +85,6 @@ export function tableRows(r: RunResult): Array<[string, string]> {
     ['restocks (units, during the faults)', list(faults.restocked)],
     ['poison jobs', '1'],
     ['step retries (failed attempts)', `${sum(pipeline.retriesByStep)}: ${list(pipeline.retriesByStep)}`],
-    ['attempts cut off by kills', `${sum(pipeline.attemptsCutOff)}: ${list(pipeline.attemptsCutOff)}`],
     ['orders re-enqueued by the reconciler', String(pipeline.reenqueuedOrders)],
     ['orders retried (new generation)', String(pipeline.retriedOrders)],
     ['dead letters', `${sum(pipeline.deadLetters)}: ${list(pipeline.deadLetters)}`],

@@ -1,6 +1,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { createOrderQueues, createRedis, type OrderQueues } from '../../queues/order-queues.ts';
+import { createOrderQueues, type OrderQueues } from '../../queues/order-queues.ts';
+import { createRedis } from '../../runtime/redis.ts';
 import { createRandom, randomSeed } from '../../sandbox/faults.ts';
 import { addPoisonJob, type FaultPlan, planFaults, runChaos } from './chaos.ts';
 import { failingOrderIds, gatherEvidence } from './evidence.ts';
@@ -120,6 +121,7 @@ async function main(): Promise<boolean> {
       postgres: system.postgres,
       redis: system.redis,
       providers: [system.urls.gateway, system.urls.carrier],
+      queues,
       log,
     }),
   ]);
@@ -138,7 +140,6 @@ async function main(): Promise<boolean> {
     accepted: load.accepted,
     initialStock: system.initialStock,
     restocked: faults.restocked,
-    poisonAttempts: POISON_ATTEMPTS,
   });
   const sized = load.accepted.length >= size.minAccepted && faults.kills.length >= size.minKills;
   const checks = [

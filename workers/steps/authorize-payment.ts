@@ -1,21 +1,21 @@
 import { BusinessError } from '../../domain/errors.ts';
 import { recordPayment } from '../../sql/payments.ts';
-import { providerKey, type Step } from '../step.ts';
+import { commits } from '../../sql/step-runtime.ts';
+import { createStep, providerKey, StepResponse } from '../step.ts';
 
-export const authorizePayment: Step<{ authorizationId: string }> = {
+export const authorizePayment = createStep<'authorize-payment', { authorizationId: string; amountCents: number }>({
   name: 'authorize-payment',
-  startStatus: 'PAYMENT_PROCESSING',
-  async run({ db, gateway, order, finish }) {
-    const key = providerKey(order, 'authorize');
-    const amount = order.total_cents;
+  async invoke({ db, gateway, order, generation }) {
+    const key = providerKey({ id: order.id, generation }, 'authorize');
+    const amount = order.totalCents;
     const result = await gateway.authorize(
-      { orderId: order.id, amount, currency: order.currency, token: order.payment_token },
+      { orderId: order.id, amount, currency: order.currency, token: order.paymentToken },
       key,
     );
     if (result.status === 'declined') {
       await recordPayment(db, {
         orderId: order.id,
-        generation: order.generation,
+        generation,
         kind: 'authorization',
         status: 'declined',
         idempotencyKey: key,
@@ -27,24 +27,22 @@ export const authorizePayment: Step<{ authorizationId: string }> = {
         declineCode: result.declineCode,
       });
     }
-    return finish(async (tx) => {
-      await recordPayment(tx, {
-        orderId: order.id,
-        generation: order.generation,
+    return new StepResponse(
+      { authorizationId: result.authorizationId, amountCents: amount },
+      commits.payment({
         kind: 'authorization',
         status: 'authorized',
         idempotencyKey: key,
         gatewayId: result.authorizationId,
         amountCents: amount,
-      });
-      return { authorizationId: result.authorizationId };
-    });
+      }),
+    );
   },
 
   // Voids the live authorization this generation's authorize call made, recorded by us or not (a
   // timeout can leave one unrecorded): the gateway knows it by its idempotency key. Authorizations of
   // other generations are not this compensation's to touch. A captured payment is refunded by
-  // reserve-stock's compensation instead.
+  // capture's compensation instead.
   async compensate({ db, gateway }, order) {
     const authorizeKey = providerKey(order, 'authorize');
     const held = (await gateway.findAuthorizations(order.id)).filter(
@@ -66,4 +64,4 @@ export const authorizePayment: Step<{ authorizationId: string }> = {
     }
     return held.length > 0 ? `voided ${held.map((a) => a.authorizationId).join(', ')}` : undefined;
   },
-};
+});

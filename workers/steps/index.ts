@@ -1,20 +1,20 @@
-import type { StepName } from '../../queues/pipeline.ts';
+import type { StepName } from '../../queues/order-workflow.ts';
 import type { Step } from '../step.ts';
 import { authorizePayment } from './authorize-payment.ts';
+import { capture } from './capture.ts';
 import { checkInventory } from './check-inventory.ts';
-import { createShipment } from './create-shipment.ts';
-import { notifyCustomer } from './notify-customer.ts';
-import { reserveStockAndCapture } from './reserve-stock.ts';
-import { validateOrder } from './validate-order.ts';
+import { notify } from './notify.ts';
+import { reserve } from './reserve.ts';
+import { ship } from './ship.ts';
+import { validate } from './validate.ts';
 
-export const steps: Record<StepName, Step> = {
-  validate: validateOrder,
+/** Each step of the workflow (queues/order-workflow.ts), by name: one file per step, named after it. */
+export const steps: { [Name in StepName]: Step<Name, unknown, never> } = {
+  validate,
   'check-inventory': checkInventory,
   'authorize-payment': authorizePayment,
-  reserve: reserveStockAndCapture,
-  ship: createShipment,
-  notify: notifyCustomer,
+  reserve,
+  capture,
+  ship,
+  notify,
 };
-
-/** Compensations run in the reverse of pipeline order: label, then stock and capture, then authorization. */
-export const compensationOrder: readonly Step[] = [createShipment, reserveStockAndCapture, authorizePayment];

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import { type Db, sql } from './database.ts';
+import type { NewPayment } from './payments.ts';
+import type { NewShipment } from './shipments.ts';
+
+// The step runtime's database side: each call is one statement, one PL/pgSQL function of migration
+// 003_step_runtime.sql, which locks the order row first, then writes the step's effect, its ledger row,
+// the order's status change and its history row in one transaction.
+
+/** One attempt of one step, as the database functions take it. */
+export type StepRun = {
+  orderId: string;
+  generation: number;
+  step: string;
+  attempt: number;
+  worker: string;
+  startedAt: number;
+  /** The status a success moves the order to, and the statuses that move is legal from. */
+  status: string | null;
+  from: readonly string[];
+};
+
+type Json = Parameters<typeof sql.jsonb>[0];
+const json = (value: unknown) => sql.jsonb((value ?? null) as Json);
+
+/** A step's commit: the function call that records its success (and its effect, if it has one). */
+export type StepCommit = (run: StepRun, output: unknown) => ReturnType<typeof sql.fragment>;
+
+export const commits = {
+  /** No writes of its own: the ledger row and the status change. */
+  plain: ((run, output) => sql.fragment`finish_step(${json(run)}, ${json(output)})`) as StepCommit,
+  validate: ((run) => sql.fragment`finish_validate(${json(run)})`) as StepCommit,
+  checkInventory: ((run) => sql.fragment`finish_check_inventory(${json(run)})`) as StepCommit,
+  reserve: ((run) => sql.fragment`finish_reserve(${json(run)})`) as StepCommit,
+  payment:
+    (payment: Omit<NewPayment, 'orderId' | 'generation'>): StepCommit =>
+    (run, output) =>
+      sql.fragment`finish_payment(${json(run)}, ${json(output)}, ${json(payment)})`,
+  ship:
+    (shipment: Omit<NewShipment, 'orderId'>): StepCommit =>
+    (run, output) =>
+      sql.fragment`finish_ship(${json(run)}, ${json(output)}, ${json(shipment)})`,
+  notify:
+    (notification: { kind: string; channel: string; recipient: string; subject: string; body: string }): StepCommit =>
+    (run, output) =>
+      sql.fragment`finish_notify(${json(run)}, ${json(output)}, ${json(notification)})`,
+};
+
+const answer = z.object({
+  result: z.discriminatedUnion('state', [
+    z.object({ state: z.literal('done'), output: z.unknown(), moved: z.boolean() }),
+    z.object({ state: z.literal('ended'), status: z.string() }),
+    z.object({ state: z.literal('missing') }),
+    z.object({ state: z.literal('rejected'), code: z.string(), details: z.unknown() }),
+  ]),
+});
+export type CommitAnswer = z.infer<typeof answer>['result'];
+
+/** Runs a step's commit: one statement, one transaction. */
+export async function commitStep(db: Db, run: StepRun, commit: StepCommit, output: unknown): Promise<CommitAnswer> {
+  return db.oneFirst(sql.type(answer)`SELECT ${commit(run, output)} AS result`);
+}
+
+const failed = z.object({ result: z.object({ endedOrder: z.boolean() }) });
+
+/**
+ * Records a failed attempt. When `final`, and the order is still in this generation's progress, it also
+ * moves the order to FAILED and writes its dead letter, in the same transaction. Returns whether this
+ * call ended the order. `orderUuid` is null for a job whose order id is not a UUID (a poison job).
+ */
+export async function failStep(
+  db: Db,
+  run: StepRun & { orderUuid: string | null; payload: unknown },
+  error: { code: string; message: string },
+  final: boolean,
+): Promise<boolean> {
+  const { status: _status, ...rest } = run;
+  const result = await db.oneFirst(sql.type(failed)`
+    SELECT step_fail(${json(rest)}, ${json(error)}, ${final}, ${sql.array([...run.from], 'text')}) AS result`);
+  return result.endedOrder;
+}
+
+const outputs = z.object({ step: z.string(), output: z.unknown() });
+
+/** The stored outputs of the steps that succeeded in this generation (a retry picks them up). */
+export async function findStepOutputs(
+  db: Db,
+  run: { orderId: string; generation: number },
+  steps: readonly string[],
+): Promise<Record<string, unknown>> {
+  const rows = await db.any(sql.type(outputs)`
+    SELECT step, output FROM step_attempts
+    WHERE order_id = ${run.orderId} AND generation = ${run.generation} AND outcome = 'succeeded'
+      AND step = ANY(${sql.array([...steps], 'text')})`);
+  return Object.fromEntries(rows.map((r) => [r.step, r.output]));
+}
