@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../cache/keys.ts';
-import type { HotSku } from '../domain/heat.ts';
 import { findHotSku } from '../cache/stock-reader.ts';
 import { AppError, BusinessError, ValidationError } from '../domain/errors.ts';
+import type { HotSku } from '../domain/heat.ts';
 import { priceOrder } from '../domain/pricing.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';

@@ -88,3 +88,63 @@ export async function runBenchmark(main: (interrupted: AbortSignal) => Promise<v
     process.exitCode = 1;
   }
 }
+
+/**
+ * Resolves once `done()` holds, checked every `everyMs`; fails when `failure()` names a reason, on
+ * `signal`, or when `progressed()` has not changed for `stallMs`.
+ */
+export async function waitUntil(
+  done: () => boolean,
+  options: {
+    what: string;
+    signal: AbortSignal;
+    stallMs: number;
+    everyMs?: number;
+    progressed?: () => number;
+    failure?: () => string | undefined;
+  },
+): Promise<void> {
+  let [mark, since] = [options.progressed?.(), performance.now()];
+  while (!done()) {
+    options.signal.throwIfAborted();
+    const failure = options.failure?.();
+    if (failure) throw new Error(`${options.what}: ${failure}`);
+    const now = performance.now();
+    const current = options.progressed?.();
+    if (current !== mark) [mark, since] = [current, now];
+    if (now - since > options.stallMs) throw new Error(`${options.what}: no progress for ${options.stallMs} ms`);
+    await sleep(options.everyMs ?? 10);
+  }
+}
+
+/** Runs `task(i)` for i in [from, to) with at most `inFlight` running at once; stops at the first error. */
+export async function boundedEach(
+  from: number,
+  to: number,
+  inFlight: number,
+  task: (i: number) => Promise<unknown>,
+): Promise<void> {
+  let next = from;
+  let failed = false;
+  const lane = async () => {
+    while (next < to && !failed) {
+      const i = next++;
+      try {
+        await task(i);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(inFlight, to - from)) }, lane));
+}
+
+/** A markdown table, columns padded so that it also reads as plain text. */
+export function markdownTable(headers: string[], rows: Array<Array<string | number>>): string {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(3, ...cells.map((r) => [...r[i]!].length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c + ' '.repeat(widths[i]! - [...c].length)).join(' | ')} |`;
+  const rule = `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`;
+  return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n');
+}

@@ -21,7 +21,6 @@ export function redisKeys(namespace: string) {
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;
 
-
 const hotSkuEntry = z.object({
   sku: z.string().min(1),
   region: z.string().min(1),

@@ -133,6 +133,22 @@ export async function startHarness(options: HarnessOptions = {}) {
     );
   }
 
+  /** Stops everything but the database (which close() then drops): every connection to it ends. */
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      await Promise.all(workers.map((w) => w.close()));
+      if (options.keepQueues !== true) {
+        await Promise.all(Object.values(deps.queues.queues).map((q) => q.obliterate({ force: true })));
+        await deleteKeys(deps.redis, `${config.namespace}:*`);
+      }
+      await apiDeps.close();
+      await deps.close();
+      await sandbox.close();
+    })();
+    return stopped;
+  };
+
   return {
     app,
     apiDeps,
@@ -150,15 +166,9 @@ export async function startHarness(options: HarnessOptions = {}) {
       request('POST', '/orders', { key, body, headers }),
     waitForTerminal,
     setStock: (sku: string, region: string, available: number) => setAvailable(deps.db, sku, region, available),
+    stop,
     async close() {
-      await Promise.all(workers.map((w) => w.close()));
-      if (options.keepQueues !== true) {
-        await Promise.all(Object.values(deps.queues.queues).map((q) => q.obliterate({ force: true })));
-        await deleteKeys(deps.redis, `${config.namespace}:*`);
-      }
-      await apiDeps.close();
-      await deps.close();
-      await sandbox.close();
+      await stop();
       await adminQuery(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
     },
   };

@@ -1,0 +1,118 @@
+import { Queue } from 'bullmq';
+import { queueNames } from '../../config/index.ts';
+import { commandOf, freePort } from '../../scripts/processes.ts';
+import type { DemoKeys } from '../../scripts/seed.ts';
+import { type Processes, startProcesses } from '../../test/faults/processes.ts';
+import { sleep } from '../support.ts';
+import type { Phase } from './ceiling.ts';
+import { connectionOf } from './ceiling-flow.ts';
+import { childrenOf } from './proc-stat.ts';
+import type { BenchServers } from './servers.ts';
+
+// The product as it is deployed: the sandbox providers, the API (node api/server.ts) and the worker
+// processes (node workers/main.ts), configured by their environment only, started as the fault suite
+// starts them, each writing its log under the run's directory.
+
+export const QUEUE_PREFIX = '{orderflow}';
+export const REGION = 'eu';
+const STOCK = 1_000_000; // the most an adjustment may set: no order of the run waits on stock
+const STARTUP_MS = 60_000;
+
+export type Product = {
+  apiUrl: string;
+  keys: DemoKeys;
+  processes: Processes;
+  /** The application's processes by name: api, worker-1…, sandbox. */
+  pids: Record<string, number>;
+};
+
+export async function startProduct(
+  options: { servers: BenchServers; keys: DemoKeys; workers: number; concurrency: number; logDir: string },
+  phase: Phase,
+  cleanups: Array<() => Promise<unknown>>,
+): Promise<Product> {
+  const ports = { api: await freePort(), gateway: await freePort(), carrier: await freePort() };
+  const urls = {
+    api: `http://127.0.0.1:${ports.api}`,
+    gateway: `http://127.0.0.1:${ports.gateway}`,
+    carrier: `http://127.0.0.1:${ports.carrier}`,
+  };
+  const processes = await startProcesses({
+    logDir: options.logDir,
+    workerCount: options.workers,
+    readyUrls: urls,
+    sandboxEnv: {
+      SANDBOX_HOST: '127.0.0.1',
+      SANDBOX_GATEWAY_PORT: String(ports.gateway),
+      SANDBOX_CARRIER_PORT: String(ports.carrier),
+      SANDBOX_LATENCY_MS: '0',
+      SANDBOX_DECLINE_RATE: '0',
+      SANDBOX_FAILURE_RATE: '0',
+      SANDBOX_SEED: '1',
+    },
+    env: {
+      DATABASE_URL: options.servers.appUrl,
+      REDIS_URL: options.servers.redisUrl,
+      QUEUE_PREFIX,
+      HOST: '127.0.0.1',
+      PORT: String(ports.api),
+      PAYMENT_GATEWAY_URL: urls.gateway,
+      CARRIER_URL: urls.carrier,
+      WORKER_CONCURRENCY: String(options.concurrency),
+      LOG_LEVEL: 'warn',
+    },
+  });
+  cleanups.push(() => processes.stopAll());
+  const pids = {
+    api: childRunning('api/server.ts'),
+    ...workerPids(processes),
+    sandbox: childRunning('sandbox/server.ts'),
+  };
+  for (const [name, pid] of Object.entries(pids)) phase.watchdog.stop({ name, pid });
+
+  await waitForWorkers(options.servers.redisUrl, options.workers, processes, phase.signal);
+  for (const sku of options.keys.skus) {
+    const response = await fetch(`${urls.api}/admin/inventory/${sku}/adjust`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${options.keys.adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ region: REGION, available: STOCK }),
+    });
+    if (!response.ok) throw new Error(`adjusting ${sku} answered ${response.status}: ${await response.text()}`);
+  }
+  return { apiUrl: urls.api, keys: options.keys, processes, pids };
+}
+
+function workerPids(processes: Processes): Record<string, number> {
+  return Object.fromEntries(processes.workers().map((worker, i) => [`worker-${i + 1}`, worker.pid]));
+}
+
+/** The pid of this process's child running `entry` (startProcesses keeps its children to itself). */
+function childRunning(entry: string): number {
+  const pid = childrenOf(process.pid).find((child) => commandOf(child)?.includes(entry));
+  if (pid === undefined) throw new Error(`no child process runs ${entry}`);
+  return pid;
+}
+
+/** Start-up (loading TypeScript, connecting) is not throughput: wait until every process serves every queue. */
+async function waitForWorkers(redisUrl: string, workers: number, processes: Processes, signal: AbortSignal) {
+  const queues = queueNames.map(
+    (name) => new Queue(name, { connection: connectionOf(redisUrl), prefix: QUEUE_PREFIX }),
+  );
+  try {
+    for (const deadline = performance.now() + STARTUP_MS; ; await sleep(100)) {
+      signal.throwIfAborted();
+      const exited = processes.unexpectedExits()[0];
+      if (exited) throw new Error(`while the workers were starting, ${exited}`);
+      const counts = await Promise.all(queues.map((queue) => queue.getWorkersCount()));
+      if (counts.every((count) => count >= workers)) return;
+      if (performance.now() > deadline) {
+        const serving = queueNames.map((name, i) => `${name}: ${counts[i]}`).join(', ');
+        throw new Error(
+          `the ${workers} worker processes did not all serve every queue in ${STARTUP_MS} ms (${serving})`,
+        );
+      }
+    }
+  } finally {
+    await Promise.all(queues.map((queue) => queue.close()));
+  }
+}
