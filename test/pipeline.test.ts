@@ -44,7 +44,9 @@ describe('an order with a good card and stock', () => {
     ).toBeUndefined();
 
     expect(view.body.timeline.map((t: { step: string; outcome: string }) => `${t.step}:${t.outcome}`).sort()).toEqual(
-      ['authorize-payment', 'capture', 'check-inventory', 'notify', 'reserve', 'ship', 'validate'].map((s) => `${s}:succeeded`),
+      ['authorize-payment', 'capture', 'check-inventory', 'notify', 'reserve', 'ship', 'validate'].map(
+        (s) => `${s}:succeeded`,
+      ),
     );
     expect(view.body.payment.state).toBe('captured');
     expect(view.body.shipment.trackingNumber).toMatch(/^SBX\d{12}$/);
