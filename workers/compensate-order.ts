@@ -16,6 +16,10 @@ export async function compensateOrder(deps: StepDeps, run: OrderRun): Promise<st
   const { orderId, generation } = run;
   const found = await findOrder(deps.db, orderId);
   if (!found) throw new AppError('not_found', `Order ${orderId} does not exist`);
+  // Only an ended run is undone: a request that arrives late (a step that finished on an order ended
+  // meanwhile) must not touch an order that has since been retried and completed.
+  const ended = found.generation !== generation || found.status === 'FAILED' || found.status === 'CANCELLED';
+  if (!ended) return [];
   // The steps judge by the generation's keys, so they are given the generation being undone.
   const order = { ...found, generation };
   const undone: string[] = [];

@@ -31,7 +31,8 @@ export const capture = createStep<
   // Refunds what was captured and not refunded yet.
   async compensate({ db, gateway }, order) {
     const payments = await listPayments(db, order.id);
-    const captured = payments.find((p) => p.kind === 'capture');
+    // The order's one capture, if this generation made it (a later generation's is not this run's to undo).
+    const captured = payments.find((p) => p.kind === 'capture' && p.generation === order.generation);
     const refunded = payments.filter((p) => p.kind === 'refund').reduce((sum, p) => sum + p.amount_cents, 0);
     if (!captured?.gateway_id || refunded >= captured.amount_cents) return undefined;
     const key = providerKey(order, 'refund-compensation');

@@ -1,4 +1,5 @@
 import { unshipStock } from '../../sql/inventory.ts';
+import { findOrder } from '../../sql/orders.ts';
 import { findShipment, markShipmentCancelled } from '../../sql/shipments.ts';
 import { commits } from '../../sql/step-runtime.ts';
 import { createStep, providerKey, StepResponse } from '../step.ts';
@@ -28,7 +29,9 @@ export const ship = createStep<'ship', { carrier: string; trackingNumber: string
     );
   },
 
+  // An order has one shipment, made by its current generation: an older generation has none to cancel.
   async compensate({ db, carrier }, order) {
+    if ((await findOrder(db, order.id))?.generation !== order.generation) return undefined;
     const shipment = await findShipment(db, order.id);
     if (!shipment || shipment.cancelled_at !== null) return undefined;
     await carrier.cancelShipment(shipment.carrier_shipment_id, providerKey(order, 'cancel-shipment'));
