@@ -6,7 +6,7 @@ import { type Config, loadConfig } from '../config/index.ts';
 import { createDeps, type Deps } from '../runtime/deps.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { startSandbox } from '../sandbox/server.ts';
-import { type DemoKeys, seedDemo } from '../scripts/seed.ts';
+import { type DemoKeys, demoAddress, seedDemo } from '../scripts/seed.ts';
 import { sql } from '../sql/database.ts';
 import { setAvailable } from '../sql/inventory.ts';
 import { migrate } from '../sql/migrate.ts';
@@ -27,14 +27,6 @@ export type SystemOptions = {
   stock: { region: string; skus: readonly string[]; available: number };
 };
 export type Cleanups = Array<() => Promise<unknown>>;
-
-const ADDRESS = {
-  name: 'Ada Lovelace',
-  line1: '12 St James Sq',
-  city: 'London',
-  postalCode: 'SW1Y 4JH',
-  country: 'GB',
-};
 
 /** Starts everything; each part pushes its own cleanup as soon as it exists, to be run in reverse. */
 export async function startSystem(options: SystemOptions, cleanups: Cleanups): Promise<System> {
@@ -96,7 +88,7 @@ export async function placeOrder(system: System, region: string, sku: string, cu
     body: JSON.stringify({
       region,
       items: [{ sku, quantity: 1 }],
-      shippingAddress: ADDRESS,
+      shippingAddress: demoAddress,
       payment: { token: '4242424242424242' },
     }),
   });

@@ -28,6 +28,15 @@ const stock: Record<string, Record<string, number>> = {
   },
   us: { 'BERSERK-41': 30, 'BERSERK-42': 30, 'ONEPIECE-105': 300, 'CHAINSAW-05': 80, 'FRIEREN-01-LTD': 3 },
 };
+/** The shipping address of the demo orders (tests, benchmarks, the fault suite). */
+export const demoAddress = {
+  name: 'Ada Lovelace',
+  line1: '12 St James Sq',
+  city: 'London',
+  postalCode: 'SW1Y 4JH',
+  country: 'GB',
+};
+
 const customers = [
   { id: 'cust_ada', name: 'Ada Lovelace', email: 'ada@example.com' },
   { id: 'cust_grace', name: 'Grace Hopper', email: 'grace@example.com' },

@@ -15,8 +15,6 @@ const stockRow = z.object({
 });
 export type StockLevel = z.infer<typeof stockRow>;
 
-export type StockLine = { sku: string; quantity: number };
-
 export async function getStockLevels(db: Db | Tx, region: string, skus: readonly string[]): Promise<StockLevel[]> {
   const rows = await db.any(sql.type(stockRow)`
     SELECT sku, region, on_hand, available, reserved, shipped, restock_date::text, updated_at

@@ -159,11 +159,6 @@ export async function transitionOrder(db: Db | Tx, t: Transition): Promise<boole
 }
 const moved = z.object({ moved: z.boolean() });
 
-/** Marks the order as touched, so the reconciler can tell a quiet order from a stuck one. */
-export async function touchOrder(tx: Tx, orderId: string): Promise<void> {
-  await tx.query(sql.typeAlias('void')`UPDATE orders SET updated_at = now() WHERE id = ${orderId}`);
-}
-
 /** Retries a FAILED order as a new generation (FAILED → PENDING); returns the new generation. */
 export async function reopenFailedOrder(
   tx: Tx,

@@ -74,9 +74,8 @@ export async function failStep(
   error: { code: string; message: string },
   final: boolean,
 ): Promise<boolean> {
-  const { status: _status, ...rest } = run;
   const result = await db.oneFirst(sql.type(failed)`
-    SELECT step_fail(${json(rest)}, ${json(error)}, ${final}, ${sql.array([...run.from], 'text')}) AS result`);
+    SELECT step_fail(${json(run)}, ${json(error)}, ${final}, ${sql.array([...run.from], 'text')}) AS result`);
   return result.endedOrder;
 }
 

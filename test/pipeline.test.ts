@@ -3,7 +3,8 @@ import { findIllegalTransition } from '../domain/order-status.ts';
 import { getStockLevels } from '../sql/inventory.ts';
 import { listHistory } from '../sql/orders.ts';
 import { listPayments } from '../sql/payments.ts';
-import { findStepOutput, listAttempts } from '../sql/step-attempts.ts';
+import { listAttempts } from '../sql/step-attempts.ts';
+import { findStepOutputs } from '../sql/step-runtime.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 import { waitFor } from './support/wait-for.ts';
 
@@ -93,7 +94,9 @@ describe('when the stock runs out after the payment was authorized', () => {
       await waitFor(
         'the inventory check to pass and an authorization attempt to fail',
         async () => ({
-          checked: (await findStepOutput(h.deps.db, { orderId: id, generation: 1 }, 'check-inventory')) !== undefined,
+          checked:
+            'check-inventory' in
+            (await findStepOutputs(h.deps.db, { orderId: id, generation: 1 }, ['check-inventory'])),
           authorizing: (await listAttempts(h.deps.db, id)).some(
             (a) => a.step === 'authorize-payment' && a.outcome === 'failed',
           ),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { terminalStatuses } from '../../domain/order-status.ts';
+import { demoAddress } from '../../scripts/seed.ts';
 import { boundedEach, sleep } from '../support.ts';
 import type { Phase, Timeline } from './ceiling.ts';
 import { cpuMsBetween, sampleCpu } from './proc-stat.ts';
@@ -43,13 +44,6 @@ export type ThroughputResult = {
   timeline: Timeline;
 };
 
-const ADDRESS = {
-  name: 'Ada Lovelace',
-  line1: '12 St James Sq',
-  city: 'London',
-  postalCode: 'SW1Y 4JH',
-  country: 'GB',
-};
 const POLL_MS = 50;
 const STALL_MS = 60_000;
 const IDLE_POLL_MS = 2;
@@ -68,7 +62,7 @@ export async function placeOrder(product: Product, i: number, signal: AbortSigna
     body: JSON.stringify({
       region: REGION,
       items: [{ sku: skus[i % skus.length]!, quantity: 1 }],
-      shippingAddress: ADDRESS,
+      shippingAddress: demoAddress,
       payment: { token: '4242424242424242' },
     }),
     signal,

@@ -1,4 +1,5 @@
 import type { Random } from '../../sandbox/faults.ts';
+import { demoAddress } from '../../scripts/seed.ts';
 
 // The load: orders posted at a steady rate through the real API, as a store's checkout would post them,
 // with an Idempotency-Key and retries on 503 or a dropped connection. Only a 201 counts as accepted.
@@ -33,13 +34,6 @@ const SKU_WEIGHTS: Array<[string, number]> = [
   ['FRIEREN-01-LTD', 0.12],
   ['VAGABOND-VIZBIG-01', 0.08],
 ];
-const ADDRESS = {
-  name: 'Ada Lovelace',
-  line1: '12 St James Sq',
-  city: 'London',
-  postalCode: 'SW1Y 4JH',
-  country: 'GB',
-};
 const MAX_TRIES = 12;
 const RETRY_DELAY_MS = 1_000;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -73,7 +67,7 @@ export function planOrders(random: Random, customers: Customer[], count: number,
       body: {
         region,
         items: [...items].map(([sku, quantity]) => ({ sku, quantity })),
-        shippingAddress: ADDRESS,
+        shippingAddress: demoAddress,
         payment: { token },
       },
     };

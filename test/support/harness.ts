@@ -7,7 +7,7 @@ import { isTerminal } from '../../domain/order-status.ts';
 import { createDeps, type Deps } from '../../runtime/deps.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { type Sandbox, type SandboxOptions, startSandbox } from '../../sandbox/server.ts';
-import { type DemoKeys, seedDemo } from '../../scripts/seed.ts';
+import { type DemoKeys, demoAddress, seedDemo } from '../../scripts/seed.ts';
 import { setAvailable } from '../../sql/inventory.ts';
 import { findOrder, type Order } from '../../sql/orders.ts';
 import { listAttempts } from '../../sql/step-attempts.ts';
@@ -189,13 +189,7 @@ export function orderBody(
   return {
     region: overrides.region ?? 'eu',
     items: overrides.items ?? [{ sku: 'BERSERK-42', quantity: 1 }],
-    shippingAddress: {
-      name: 'Ada Lovelace',
-      line1: '12 St James Sq',
-      city: 'London',
-      postalCode: 'SW1Y 4JH',
-      country: 'GB',
-    },
+    shippingAddress: demoAddress,
     payment: { token: overrides.token ?? '4242424242424242' },
   };
 }
