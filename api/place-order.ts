@@ -7,10 +7,9 @@ import type { HotSku } from '../domain/heat.ts';
 import { priceOrder } from '../domain/pricing.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { findCatalogItems, findCustomerEmail } from '../sql/catalog.ts';
+import { findCustomerEmail, findSellableItems } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
 import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
-import { getStockLevels } from '../sql/inventory.ts';
 import { insertOrder, lockCustomerSku, type OrderSnapshot, unitsOrderedSince } from '../sql/orders.ts';
 import type { Caller } from './auth.ts';
 import type { OrderRequest } from './order-request.ts';
@@ -49,9 +48,10 @@ export async function placeOrder(
 ): Promise<PlaceOrderResult> {
   const customerId = await resolveCustomer(deps.db, caller, request.customerId);
   const skus = request.items.map((i) => i.sku);
-  const priced = priceOrder(request.items, await findCatalogItems(deps.db, skus));
+  const catalog = await findSellableItems(deps.db, request.region, skus);
+  const priced = priceOrder(request.items, catalog);
   if (!priced.ok) throw new ValidationError('The order refers to things we do not sell', priced.problems);
-  const stocked = new Set((await getStockLevels(deps.db, request.region, skus)).map((s) => s.sku));
+  const stocked = new Set(catalog.filter((c) => c.stocked).map((c) => c.sku));
   const unsold = request.items.flatMap((item, i) =>
     stocked.has(item.sku)
       ? []

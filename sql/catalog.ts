@@ -10,9 +10,15 @@ const catalogRow = z.object({
 });
 export type CatalogItem = z.infer<typeof catalogRow>;
 
-export async function findCatalogItems(db: Db | Tx, skus: readonly string[]): Promise<CatalogItem[]> {
-  const rows = await db.any(sql.type(catalogRow)`
-    SELECT sku, name, price_cents, currency, final_sale FROM catalog WHERE sku = ANY(${sql.array([...skus], 'text')})`);
+const sellableRow = catalogRow.extend({ stocked: z.boolean() });
+export type SellableItem = z.infer<typeof sellableRow>;
+
+/** The catalog rows of these SKUs, each saying whether the region stocks it: one round trip for an order. */
+export async function findSellableItems(db: Db | Tx, region: string, skus: readonly string[]): Promise<SellableItem[]> {
+  const rows = await db.any(sql.type(sellableRow)`
+    SELECT c.sku, c.name, c.price_cents, c.currency, c.final_sale,
+           EXISTS (SELECT 1 FROM inventory i WHERE i.sku = c.sku AND i.region = ${region}) AS stocked
+    FROM catalog c WHERE c.sku = ANY(${sql.array([...skus], 'text')})`);
   return [...rows];
 }
 
