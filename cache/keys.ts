@@ -9,7 +9,8 @@ export function redisKeys(namespace: string) {
   return {
     // Cache entries. cache/read-through.ts derives `<key>:stale`, `:ver` and `:fill` from each; the
     // braces are a hash tag, so on Redis Cluster they share a slot with their key (its scripts need that).
-    order: (orderId: string, group: OrderFieldGroup) => `${namespace}:cache:{order:${orderId}:${group}}`,
+    // An order's groups share one tag too: a read fetches all three with one MGET.
+    order: (orderId: string, group: OrderFieldGroup) => `${namespace}:cache:{order:${orderId}}:${group}`,
     stock: (region: string, sku: string) => `${namespace}:cache:{stock:${region}:${sku}}`,
     recentOrders: (customerId: string) => `${namespace}:cache:{recent:${customerId}}`,
     /** The stream the outbox relay publishes inventory events to. */

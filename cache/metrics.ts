@@ -17,6 +17,12 @@ export function createCacheMetrics(registry: Registry) {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });
+  const waits = new Counter({
+    name: 'orderflow_cache_waits_total',
+    help: 'Misses with no stale copy whose fill outlasted DB_READ_BUDGET_MS: they waited for PostgreSQL',
+    labelNames: ['cache'] as const,
+    registers: [registry],
+  });
   const counts = new Map<string, { hit: number; total: number }>();
   new Gauge({
     name: 'orderflow_cache_hit_ratio',
@@ -38,6 +44,7 @@ export function createCacheMetrics(registry: Registry) {
     hit: (cache: string) => count(cache, 'hit'),
     miss: (cache: string) => count(cache, 'miss'),
     stale: (cache: string) => count(cache, 'stale'),
+    waited: (cache: string) => waits.inc({ cache }),
     fill: (cache: string, seconds: number) => fills.observe({ cache }, seconds),
   };
 }

@@ -103,3 +103,52 @@ describe('a cold key read by two processes at once', () => {
     expect(loads).toBe(1);
   });
 });
+
+describe('a fill slower than the budget', () => {
+  function withBudget(budgetMs: number) {
+    const registry = new Registry();
+    const cache = createReadThrough(connections[0]!, {
+      budgetMs,
+      staleRetentionMs: 60_000,
+      metrics: createCacheMetrics(registry),
+    });
+    const waits = async () =>
+      Number(/orderflow_cache_waits_total\{cache="test"\} (\d+)/.exec(await registry.metrics())?.[1] ?? 0);
+    return { cache, waits };
+  }
+
+  it('serves the stale copy when there is one, and waits for the database when there is none', async () => {
+    const key = `${namespace}:budget`;
+    const { cache, waits } = withBudget(1);
+    const cold = heldLoad({ answer: 1 });
+    const first = cache.read('test', key, 60_000, cold.load);
+    await waitFor('the read to outlast its budget and wait', waits, (n) => n === 1);
+    cold.release();
+    expect(await first).toMatchObject({ value: { answer: 1 }, source: 'database' });
+
+    await cache.invalidate([key]); // the fresh copy goes, the stale one stays
+    const slow = heldLoad({ answer: 2 });
+    expect(await cache.read('test', key, 60_000, slow.load)).toMatchObject({ value: { answer: 1 }, source: 'stale' });
+    slow.release();
+    await waitFor(
+      'the slow fill to land',
+      () => cache.read('test', key, 60_000, slow.load),
+      (r) => r.source === 'cache',
+    );
+    expect(slow.load.calls).toBe(1);
+    expect(await waits()).toBe(1);
+  });
+
+  it('takes an entry it cannot read for a miss', async () => {
+    const key = `${namespace}:corrupt`;
+    const { cache } = withBudget(60_000);
+    for (const corrupt of ['{"value":1,"asOf":1}', `of1|${Date.now()}|{"answer":`, `of1|${Date.now()}|{answer}`]) {
+      await connections[0]!.set(key, corrupt);
+      expect(await cache.read('test', key, 60_000, async () => ({ answer: 3 }))).toMatchObject({
+        value: { answer: 3 },
+        source: 'database',
+      });
+      expect(await cache.read('test', key, 60_000, async () => ({ answer: 4 }))).toMatchObject({ source: 'cache' });
+    }
+  });
+});

@@ -3,17 +3,47 @@ import type { Redis } from 'ioredis';
 import { AppError, TransientError, toAppError } from '../domain/errors.ts';
 import type { CacheMetrics } from './metrics.ts';
 
-export type CacheRead<T> = { value: T; asOf: number; source: 'cache' | 'database' | 'stale'; ageMs: number };
-type Entry<T> = { value: T; asOf: number };
+export type CacheSource = 'cache' | 'database' | 'stale';
+/** A cached value as the JSON it is stored as, so an answer can carry it without parsing it again. */
+export type CachedJson = { json: string; asOf: number; source: CacheSource; ageMs: number };
+export type CacheRead<T> = { value: T; asOf: number; source: CacheSource; ageMs: number };
+/** What a miss needs: the metric's name for the cache, the key, its TTL, and how to load the value. */
+export type CacheFill<T> = { cache: string; key: string; ttlMs: number; load: () => Promise<T> };
+type Stored = { json: string; asOf: number };
 
 export type ReadThroughOptions = {
-  /** A database read slower than this serves the stale copy instead (when there is one). */
+  /** A database read slower than this serves the stale copy instead, when there is one; else it waits. */
   budgetMs: number;
   /** How long the last value is kept, past its TTL, for serving while the database is slow or down. */
   staleRetentionMs: number;
   metrics: CacheMetrics;
   fillLockMs?: number;
 };
+
+// An entry is `of1|<as-of ms>|<value as JSON>`. Only loadAndWrite stores one, from a value the load
+// validated (sql/ parses every row), so a hit checks the tag and the JSON's outer brackets instead of
+// validating the value again. Anything else under the key (another format, a truncated value) is a miss.
+const TAG = 'of1|';
+
+const encode = (json: string, asOf: number) => `${TAG}${asOf}|${json}`;
+
+function decode(raw: string | null): Stored | null {
+  if (raw === null || !raw.startsWith(TAG)) return null;
+  const bar = raw.indexOf('|', TAG.length);
+  if (bar === -1) return null;
+  const asOf = Number(raw.slice(TAG.length, bar));
+  const first = raw.charCodeAt(bar + 1);
+  const last = raw.charCodeAt(raw.length - 1);
+  const container = (first === 123 && last === 125) || (first === 91 && last === 93); // {…} or […]
+  return container && Number.isSafeInteger(asOf) && asOf > 0 ? { json: raw.slice(bar + 1), asOf } : null;
+}
+
+const answer = (stored: Stored, source: CacheSource): CachedJson => ({
+  json: stored.json,
+  asOf: stored.asOf,
+  source,
+  ageMs: Date.now() - stored.asOf,
+});
 
 // Writes the entry only if no invalidation happened since the fill read the version: a fill that
 // loaded the old row must not put it back after the change's invalidation.
@@ -28,6 +58,12 @@ const extendIfOwner = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 
+const deleteIfEqual = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0`;
+
+const LATE = Symbol('late');
+
 /**
  * A read-through cache over Redis. Each key has a fresh copy (expires with its TTL), a stale copy (kept
  * for outages), a version (bumped by every invalidation) and a fill lock. Misses are coalesced: within a
@@ -35,23 +71,21 @@ return 0`;
  * value). Key names come from cache/keys.ts; derived keys share the base key's hash tag.
  */
 export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
-  const inflight = new Map<string, Promise<Entry<unknown>>>();
+  const inflight = new Map<string, Promise<Stored>>();
   const lockMs = options.fillLockMs ?? 5_000;
+  const { metrics } = options;
 
-  async function get<T>(key: string): Promise<Entry<T> | null> {
-    const raw = await redis.get(key);
-    return raw === null ? null : (JSON.parse(raw) as Entry<T>);
-  }
+  const get = async (key: string) => decode(await redis.get(key));
 
-  function fill<T>(cache: string, key: string, ttlMs: number, load: () => Promise<T>): Promise<Entry<T>> {
+  function fill<T>({ cache, key, ttlMs, load }: CacheFill<T>): Promise<Stored> {
     const shared = inflight.get(key);
-    if (shared) return shared as Promise<Entry<T>>;
+    if (shared) return shared;
     const filling = (async () => {
       const token = randomUUID();
       // Another process is filling: wait for its value for as long as it holds the lock. If it let go
       // without writing one (its load failed, or an invalidation barred the write), try for the lock.
       while ((await redis.set(`${key}:fill`, token, 'PX', lockMs, 'NX')) === null) {
-        const filled = await waitForFill<T>(key);
+        const filled = await waitForFill(key);
         if (filled) return filled;
       }
       const release = () =>
@@ -62,7 +96,7 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
           token,
         );
       // A fill that finished between our miss and our lock has left its value: no second load.
-      const filledMeanwhile = await get<T>(key);
+      const filledMeanwhile = await get(key);
       if (filledMeanwhile) {
         await release();
         return filledMeanwhile;
@@ -71,20 +105,20 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
       const renewal = setInterval(() => {
         redis.eval(extendIfOwner, 1, `${key}:fill`, token, lockMs).catch(() => {});
       }, lockMs / 3);
-      let entry: Entry<T>;
+      let stored: Stored;
       try {
-        entry = await loadAndWrite(cache, key, ttlMs, load);
+        stored = await loadAndWrite(cache, key, ttlMs, load);
       } catch (error) {
         // A fill that failed (say, the order does not exist) lets go of the lock at once, or every reader
-        // of the key would wait it out and answer 503. The original error is the one that matters: the
-        // lock expires by itself if Redis cannot take the release.
+        // of the key would wait it out. The original error is the one that matters: the lock expires by
+        // itself if Redis cannot take the release.
         await release().catch(() => {});
         throw error;
       } finally {
         clearInterval(renewal);
       }
       await release();
-      return entry;
+      return stored;
     })().finally(() => inflight.delete(key));
     inflight.set(key, filling);
     return filling;
@@ -97,58 +131,98 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
     const value = await load().catch((error: unknown) => {
       throw toAppError(error);
     });
-    const entry: Entry<T> = { value, asOf: Date.now() };
-    options.metrics.fill(cache, (performance.now() - started) / 1000);
-    const json = JSON.stringify(entry);
+    const stored: Stored = { json: JSON.stringify(value), asOf: Date.now() };
+    metrics.fill(cache, (performance.now() - started) / 1000);
     await redis.eval(
       writeIfCurrent,
       3,
       key,
       `${key}:stale`,
       `${key}:ver`,
-      json,
+      encode(stored.json, stored.asOf),
       ttlMs,
       options.staleRetentionMs,
       version,
     );
-    return entry;
+    return stored;
   }
 
   /** Waits while another process holds the key's fill lock: its value, or null if it let go without one. */
-  async function waitForFill<T>(key: string): Promise<Entry<T> | null> {
+  async function waitForFill(key: string): Promise<Stored | null> {
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, 5));
-      const entry = await get<T>(key);
-      if (entry) return entry;
-      if ((await redis.exists(`${key}:fill`)) === 0) return get<T>(key);
+      const stored = await get(key);
+      if (stored) return stored;
+      if ((await redis.exists(`${key}:fill`)) === 0) return get(key);
+    }
+  }
+
+  /**
+   * The value after a miss. The budget only chooses between stale and fresh: a fill slower than it
+   * serves the stale copy if there is one, and otherwise goes on waiting for PostgreSQL (its statement
+   * timeout bounds the wait). 503 database_unavailable is for a fill that failed: PostgreSQL (or Redis,
+   * during the fill) unreachable, with nothing stale to serve instead.
+   */
+  async function readMissed<T>(miss: CacheFill<T>, unreadable?: Stored | null): Promise<CachedJson> {
+    metrics.miss(miss.cache);
+    // An entry in the format whose value does not parse goes, or the fill would find it and return it.
+    if (unreadable) await redis.eval(deleteIfEqual, 1, miss.key, encode(unreadable.json, unreadable.asOf));
+    const filling = fill(miss);
+    // The fill goes on after the budget: its result still lands in the cache for the next reader.
+    filling.catch(() => {});
+    try {
+      const filled = await within(filling, options.budgetMs);
+      if (filled !== LATE) return answer(filled, 'database');
+      const stale = await get(`${miss.key}:stale`);
+      if (stale) {
+        metrics.stale(miss.cache);
+        return answer(stale, 'stale');
+      }
+      metrics.waited(miss.cache);
+      return answer(await filling, 'database');
+    } catch (error) {
+      // Only an outage (of PostgreSQL, or of Redis during the fill) is answered from the stale copy or
+      // with a 503. A caller's error (not found, a value the database refused) or a bug is the answer.
+      if (error instanceof AppError && !(error instanceof TransientError)) throw error;
+      const stale = await get(`${miss.key}:stale`);
+      if (!stale) {
+        if (error instanceof TransientError) throw error;
+        throw new TransientError('database_unavailable', 'The cache could not be filled and nothing is cached', {
+          cause: error,
+        });
+      }
+      metrics.stale(miss.cache);
+      return answer(stale, 'stale');
     }
   }
 
   return {
+    /**
+     * The cached entries of several keys in one round trip (MGET; the keys must share a hash tag),
+     * null for each one missing or not in the entry format. Counts the hits; pass the nulls to readMissed,
+     * and an entry whose JSON the caller cannot parse as its second argument.
+     */
+    async lookup(caches: readonly string[], keys: readonly string[]): Promise<Array<CachedJson | null>> {
+      const raws = await redis.mget(keys as string[]);
+      const found: Array<CachedJson | null> = new Array(raws.length);
+      for (let i = 0; i < raws.length; i++) {
+        const stored = decode(raws[i] ?? null);
+        if (stored) metrics.hit(caches[i]!);
+        found[i] = stored && answer(stored, 'cache');
+      }
+      return found;
+    },
+    readMissed,
+    /** One key's value, parsed: an entry that does not parse is a miss. */
     async read<T>(cache: string, key: string, ttlMs: number, load: () => Promise<T>): Promise<CacheRead<T>> {
-      const cached = await get<T>(key);
-      if (cached) {
-        options.metrics.hit(cache);
-        return { ...cached, source: 'cache', ageMs: Date.now() - cached.asOf };
+      const cached = await get(key);
+      const value = cached ? parseJson<T>(cached.json) : undefined;
+      if (cached && value !== undefined) {
+        metrics.hit(cache);
+        return { value, asOf: cached.asOf, source: 'cache', ageMs: Date.now() - cached.asOf };
       }
-      options.metrics.miss(cache);
-      try {
-        const entry = await withBudget(fill(cache, key, ttlMs, load), options.budgetMs);
-        return { ...entry, source: 'database', ageMs: Date.now() - entry.asOf };
-      } catch (error) {
-        // Only an outage (of PostgreSQL, or of Redis during the fill) is answered from the stale copy or
-        // with a 503. A caller's error (not found, a value the database refused) or a bug is the answer.
-        if (error instanceof AppError && !(error instanceof TransientError)) throw error;
-        const stale = await get<T>(`${key}:stale`);
-        if (!stale) {
-          if (error instanceof TransientError) throw error;
-          throw new TransientError('database_unavailable', 'The database is slow or down and nothing is cached', {
-            cause: error,
-          });
-        }
-        options.metrics.stale(cache);
-        return { ...stale, source: 'stale', ageMs: Date.now() - stale.asOf };
-      }
+      const read = await readMissed({ cache, key, ttlMs, load }, cached);
+      return { value: JSON.parse(read.json) as T, asOf: read.asOf, source: read.source, ageMs: read.ageMs };
     },
     invalidate: (keys: readonly string[]) => invalidateCacheKeys(redis, keys, options.staleRetentionMs),
   };
@@ -170,15 +244,19 @@ export async function invalidateCacheKeys(
 }
 export type ReadThrough = ReturnType<typeof createReadThrough>;
 
-function withBudget<T>(work: Promise<T>, ms: number): Promise<T> {
+function parseJson<T>(json: string): T | undefined {
+  try {
+    return JSON.parse(json) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The work's result, or LATE if it has not settled within `ms`. */
+function within<T>(work: Promise<T>, ms: number): Promise<T | typeof LATE> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new TransientError('database_unavailable', `The database did not answer within ${ms} ms`)),
-      ms,
-    );
+  const late = new Promise<typeof LATE>((resolve) => {
+    timer = setTimeout(resolve, ms, LATE);
   });
-  // The fill goes on after the budget: its result still lands in the cache for the next reader.
-  work.catch(() => {});
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

@@ -1,11 +1,13 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.ts';
+import { loadOrderView } from '../api/order-view.ts';
 import type { HotSku } from '../domain/heat.ts';
 import { createDeps, type Deps } from '../runtime/deps.ts';
 import { createLogger } from '../runtime/logger.ts';
 import type { OrderFieldGroup } from '../sql/order-view.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
+import { waitFor } from './support/wait-for.ts';
 
 // The read path on the real servers. No workers: orders stay where the test puts them. The TTLs are the
 // defaults: a test checks the TTL each group is stored with, and lets one run out where that is the
@@ -26,17 +28,37 @@ const expireFresh = (orderId: string, group: OrderFieldGroup) =>
 
 /**
  * Takes an exclusive lock on tables until the returned function is called: every read of them waits, as
- * behind a database that is slow for as long as the test needs.
+ * behind a database that is slow for as long as the test needs (or that goes away: `terminate`).
  */
-async function lockTables(tables: 'orders, api_keys'): Promise<() => Promise<void>> {
+async function lockTables(tables: 'orders, api_keys') {
   const client = new pg.Client({ connectionString: h.env.DATABASE_URL });
   await client.connect();
   await client.query('BEGIN');
   await client.query(`LOCK TABLE ${tables} IN ACCESS EXCLUSIVE MODE`);
-  return async () => {
+  const release = async () => {
     await client.query('COMMIT');
     await client.end();
   };
+  return Object.assign(release, {
+    /** The other connections of this database that wait for a lock: behind this one. */
+    async waitingBackends(): Promise<number[]> {
+      const { rows } = await client.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+      );
+      return rows.map((r) => r.pid);
+    },
+    /** Ends those connections, as when PostgreSQL goes away under them. */
+    async terminate(pids: readonly number[]): Promise<void> {
+      await client.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
+    },
+  });
+}
+
+/** How many reads of a cache outlasted their budget with nothing stale to serve, and waited. */
+async function waits(cache: string): Promise<number> {
+  const text = await h.apiDeps.registry.metrics();
+  return Number(new RegExp(`orderflow_cache_waits_total\\{cache="${cache}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
 }
 
 describe('GET /orders/{id}', () => {
@@ -82,26 +104,105 @@ describe('GET /orders/{id}', () => {
     expect(after.body.freshness.status.source).toBe('database');
   });
 
-  it('serves the cached value marked stale when the database is slower than its budget, and 503 with nothing cached', async () => {
+  it('serves the cached value marked stale when the database is slower than its budget, and waits for it with nothing cached', async () => {
     const known = await h.placeOrder(orderBody());
     const unknown = await h.placeOrder(orderBody());
     const cached = await get(`/orders/${known.body.id}`);
     await expireFresh(known.body.id, 'status');
 
     // The keys' table too: a request must not need PostgreSQL to authenticate a key it has seen. The
-    // tables stay locked until both answers are in, so neither can have come from the database.
+    // tables stay locked until the stale answer is in and the other read has outlasted its budget, so
+    // the stale answer cannot have come from the database.
     const release = await lockTables('orders, api_keys');
+    let none: Promise<Awaited<ReturnType<typeof get>>> | undefined;
     try {
       const stale = await get(`/orders/${known.body.id}`);
       expect(stale.status).toBe(200);
       expect(stale.body).toMatchObject({ stale: true, staleFields: ['status'], status: 'PENDING' });
       expect(stale.body.freshness.status.asOf).toBe(cached.body.freshness.status.asOf);
 
-      const none = await get(`/orders/${unknown.body.id}`);
+      // Nothing cached: the budget runs out (the read counts as waiting) and the read goes on waiting.
+      const waitsBefore = await waits('order-placed');
+      none = get(`/orders/${unknown.body.id}`);
+      await waitFor(
+        'the uncached read to outlast its budget',
+        () => waits('order-placed'),
+        (n) => n > waitsBefore,
+      );
+    } finally {
+      await release();
+    }
+    const answer = await none;
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ id: unknown.body.id, status: 'PENDING', stale: false });
+    expect(answer.body.freshness.placed.source).toBe('database');
+  });
+
+  it('answers 503 with nothing cached only when PostgreSQL is unreachable: the waiting connection is terminated', async () => {
+    const unknown = await h.placeOrder(orderBody());
+    await get(`/orders/${(await h.placeOrder(orderBody())).body.id}`); // the key is known: auth needs no query
+    const release = await lockTables('orders, api_keys');
+    try {
+      const answering = get(`/orders/${unknown.body.id}`);
+      const waiting = await waitFor(
+        'the read to wait for the lock',
+        () => release.waitingBackends(),
+        (pids) => pids.length > 0,
+      );
+      await release.terminate(waiting);
+      const none = await answering;
       expect(none.status).toBe(503);
+      expect(none.body.error.code).toBe('database_unavailable');
       expect(none.headers.get('retry-after')).toBe('5');
     } finally {
       await release();
+    }
+    // PostgreSQL is reachable again: the same read answers.
+    expect((await get(`/orders/${unknown.body.id}`)).status).toBe(200);
+  });
+
+  it('answers the same JSON from the cache as from the database', async () => {
+    const placed = await h.placeOrder(orderBody());
+    const id = placed.body.id;
+    const view = JSON.stringify(await loadOrderView(h.deps.db, id));
+    for (const source of ['database', 'cache']) {
+      const { freshness, stale, staleFields, ...fields } = (await get(`/orders/${id}`)).body;
+      expect(freshness.status.source).toBe(source);
+      expect([stale, staleFields]).toEqual([false, []]);
+      expect(JSON.stringify(fields)).toBe(view); // the same fields, in the same order
+    }
+  });
+
+  it('treats a cached entry it cannot read as a miss, not an error', async () => {
+    const placed = await h.placeOrder(orderBody());
+    const id = placed.body.id;
+    const first = await get(`/orders/${id}`);
+    const { redis, keys } = h.apiDeps;
+    await redis.set(keys.order(id, 'placed'), JSON.stringify({ value: { id }, asOf: Date.now() })); // another format
+    await redis.set(keys.order(id, 'status'), 'not json at all');
+    await redis.set(keys.order(id, 'tracking'), `of1|${Date.now()}|{"shipment":`); // cut short
+    const second = await get(`/orders/${id}`);
+    expect(second.status).toBe(200);
+    expect(Object.values(second.body.freshness).map((f) => (f as { source: string }).source)).toEqual([
+      'database',
+      'database',
+      'database',
+    ]);
+    const { freshness: _, ...fields } = second.body;
+    const { freshness: __, ...firstFields } = first.body;
+    expect(fields).toEqual(firstFields);
+    expect((await get(`/orders/${id}`)).body.freshness.status.source).toBe('cache');
+
+    const stock = keys.stock('eu', 'CHAINSAW-05');
+    try {
+      for (const corrupt of [`of1|${Date.now()}|{"available":`, `of1|${Date.now()}|{not json}`, '']) {
+        await redis.set(stock, corrupt);
+        const answer = await get('/inventory/CHAINSAW-05?region=eu');
+        expect(answer.status).toBe(200);
+        expect(answer.body).toMatchObject({ source: 'database', availability: 'in_stock' });
+      }
+    } finally {
+      await redis.del(stock);
     }
   });
 });
