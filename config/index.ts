@@ -60,7 +60,8 @@ const schema = z.object({
   FLASH_SALE_HOT_STOCK: z.coerce.number().int().min(0).default(20),
   FLASH_SALE_COOL_DOWN_MS: ms.default(60_000),
   FLASH_SALE_PURCHASE_LIMIT: z.coerce.number().int().min(1).default(2),
-  FLASH_SALE_RELAY_INTERVAL_MS: ms.default(25),
+  FLASH_SALE_RELAY_FALLBACK_POLL_MS: ms.default(1_000),
+  FLASH_SALE_RELAY_LISTEN_URL: url.optional(),
   PAYMENT_GATEWAY_URL: url.default('http://127.0.0.1:4001'),
   PAYMENT_TIMEOUT_MS: ms.default(10_000),
   CARRIER_URL: url.default('http://127.0.0.1:4002'),
@@ -101,8 +102,13 @@ export type Config = {
     hotStock: number;
     coolDownMs: number;
     purchaseLimit: number;
-    /** How often the outbox relay looks for new inventory events: it bounds a hot SKU's freshness. */
-    relayIntervalMs: number;
+    /**
+     * How often the outbox relay looks for new inventory events without being notified: it bounds the
+     * delay of an event whose notification was lost (the relay's LISTEN connection down).
+     */
+    relayFallbackPollMs: number;
+    /** Where the relay LISTENs for new stock movements: a direct connection (a pooler in transaction mode drops LISTEN). */
+    relayListenUrl: string;
   };
   paymentGateway: { url: string; timeoutMs: number };
   carrier: { url: string; timeoutMs: number };
@@ -170,7 +176,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       hotStock: e.FLASH_SALE_HOT_STOCK,
       coolDownMs: e.FLASH_SALE_COOL_DOWN_MS,
       purchaseLimit: e.FLASH_SALE_PURCHASE_LIMIT,
-      relayIntervalMs: e.FLASH_SALE_RELAY_INTERVAL_MS,
+      relayFallbackPollMs: e.FLASH_SALE_RELAY_FALLBACK_POLL_MS,
+      relayListenUrl: e.FLASH_SALE_RELAY_LISTEN_URL ?? e.DATABASE_URL,
     },
     paymentGateway: { url: e.PAYMENT_GATEWAY_URL, timeoutMs: e.PAYMENT_TIMEOUT_MS },
     carrier: { url: e.CARRIER_URL, timeoutMs: e.CARRIER_TIMEOUT_MS },

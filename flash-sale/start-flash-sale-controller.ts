@@ -58,7 +58,12 @@ export async function startFlashSaleController(
 
   const relay = startRelay(
     deps,
-    { streamKey: keys.inventoryEvents, intervalMs: settings.relayIntervalMs, ...settings.relay },
+    {
+      streamKey: keys.inventoryEvents,
+      intervalMs: settings.relayFallbackPollMs,
+      databaseUrl: settings.relayListenUrl,
+      ...settings.relay,
+    },
     metrics.published,
   );
   const every = (ms: number | undefined, fallback: number) => ({ intervalMs: ms ?? fallback });
@@ -84,7 +89,10 @@ export async function startFlashSaleController(
       evaluation: evaluator.ok(),
     };
     const ok = deps.redis.status === 'ready' && Object.values(loops).every(Boolean);
-    return { ok, detail: { redis: deps.redis.status, loops, hotSkus: controller.hotCount() } };
+    return {
+      ok,
+      detail: { redis: deps.redis.status, loops, relayListening: relay.listening(), hotSkus: controller.hotCount() },
+    };
   }
   const server =
     settings.port === 0
