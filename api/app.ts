@@ -17,7 +17,17 @@ import { readRoutes } from './read-routes.ts';
 
 export type AppDeps = Pick<
   Deps,
-  'db' | 'redis' | 'queues' | 'log' | 'registry' | 'keys' | 'cache' | 'orders' | 'stock' | 'invalidateOrder'
+  | 'db'
+  | 'redis'
+  | 'queues'
+  | 'admission'
+  | 'log'
+  | 'registry'
+  | 'keys'
+  | 'cache'
+  | 'orders'
+  | 'stock'
+  | 'invalidateOrder'
 > & {
   bodyLimitBytes: number;
   idempotencyStaleAfterMs: number;

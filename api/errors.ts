@@ -21,6 +21,8 @@ const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   out_of_stock: 422,
   invalid_order: 422,
   purchase_limit_exceeded: 422,
+  sold_out: 409,
+  checkout_busy: 429,
   address_undeliverable: 422,
   provider_rejected: 502,
   provider_unavailable: 503,
@@ -44,6 +46,7 @@ export function createErrorHandler(log: Logger) {
       log.warn({ err, path: c.req.path, constraint: error.constraint }, 'PostgreSQL refused data from a request');
     }
     if (status === 503) c.header('Retry-After', '5');
+    if (status === 429) c.header('Retry-After', String(retryAfterSeconds(error.details)));
     // Details are for the caller's mistakes; a 5xx says what kind of trouble, never what went wrong inside.
     const details = status < 500 && error.details !== undefined ? error.details : null;
     const body: ErrorBody = {
@@ -51,6 +54,12 @@ export function createErrorHandler(log: Logger) {
     };
     return c.json(body, status);
   };
+}
+
+/** A 429 says when to come back: its details' `retryAfterSeconds`, at least 1. */
+function retryAfterSeconds(details: unknown): number {
+  const seconds = (details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+  return typeof seconds === 'number' && seconds >= 1 ? Math.ceil(seconds) : 1;
 }
 
 function toHttpError(err: Error): AppError {

@@ -5,6 +5,7 @@ import { findHotSku } from '../cache/stock-reader.ts';
 import { AppError, BusinessError, ValidationError } from '../domain/errors.ts';
 import type { HotSku } from '../domain/heat.ts';
 import { priceOrder } from '../domain/pricing.ts';
+import type { Admission } from '../flash-sale/admission.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { findCustomerEmail, findSellableItems } from '../sql/catalog.ts';
@@ -19,6 +20,7 @@ export type PlaceOrderDeps = {
   redis: Redis;
   keys: RedisKeys;
   queues: OrderQueues;
+  admission: Admission;
   log: Logger;
   idempotencyStaleAfterMs: number;
   invalidateOrder(orderId: string, customerId?: string): Promise<void>;
@@ -90,6 +92,13 @@ export async function placeOrder(
   }
 
   const id = randomUUID();
+  let tickets: Ticket[] = [];
+  try {
+    tickets = await admitAtTheDoor(deps, id, request.region, hot);
+  } catch (error) {
+    if (keyRef) await releaseIdempotencyKey(deps.db, keyRef).catch(() => {});
+    throw error;
+  }
   const body: OrderAccepted = {
     id,
     status: 'PENDING',
@@ -131,6 +140,7 @@ export async function placeOrder(
             return stored;
           });
   } catch (error) {
+    await giveBack(deps, tickets);
     if (keyRef) await releaseIdempotencyKey(deps.db, keyRef).catch(() => {});
     throw error;
   }
@@ -144,6 +154,68 @@ export async function placeOrder(
     );
   }
   return { status: 201, body, replayed: false };
+}
+
+type Ticket = { region: string; sku: string; orderId: string };
+
+/**
+ * The door of a flash sale (SPEC §4), for an order that holds hot SKUs: a ticket from each hot SKU's
+ * admission counter (sold out → 409 at once, nothing stored), then a token from the admission gate (none
+ * → 429 with the wait). The tickets are given back if the order is refused here or later in this request.
+ * Without Redis, or without a counter yet, the order takes the normal path: the reserve step decides.
+ */
+async function admitAtTheDoor(
+  deps: PlaceOrderDeps,
+  orderId: string,
+  region: string,
+  hot: ReadonlyArray<{ hot: HotSku; quantity: number }>,
+): Promise<Ticket[]> {
+  if (hot.length === 0) return [];
+  const tickets: Ticket[] = [];
+  try {
+    for (const { hot: sku, quantity } of hot) {
+      const answer = await deps.admission.admit(region, sku.sku, orderId, quantity);
+      if (answer.outcome === 'untracked') continue;
+      if (answer.outcome === 'sold_out') {
+        throw new BusinessError(
+          'sold_out',
+          answer.left > 0
+            ? `Only ${answer.left} of ${sku.sku} left, fewer than the ${quantity} ordered`
+            : `${sku.sku} is sold out${answer.restockDate ? `; more is expected on ${answer.restockDate}` : ''}`,
+          { sku: sku.sku, region, left: answer.left, restockDate: answer.restockDate },
+        );
+      }
+      tickets.push({ region, sku: sku.sku, orderId });
+    }
+    const waitMs = await deps.admission.takeToken();
+    if (waitMs !== null) {
+      const retryAfterSeconds = Math.max(1, Math.ceil(waitMs / 1000));
+      throw new AppError(
+        'checkout_busy',
+        'Orders for this sale are arriving faster than we can complete them; retry shortly',
+        {
+          retryable: true,
+          details: { retryAfterSeconds },
+        },
+      );
+    }
+    return tickets;
+  } catch (error) {
+    await giveBack(deps, tickets);
+    if (error instanceof AppError) throw error;
+    // Redis failed: the sale's door is open, as it is without a hot list (PostgreSQL still decides).
+    deps.log.warn({ orderId, err: (error as Error).message }, 'admission unavailable (Redis); order admitted');
+    return [];
+  }
+}
+
+async function giveBack(deps: PlaceOrderDeps, tickets: readonly Ticket[]): Promise<void> {
+  for (const t of tickets) {
+    await deps.admission.giveBack(t.region, t.sku, t.orderId).catch((error) => {
+      // The controller's next seed drops a ticket whose order was never stored.
+      deps.log.warn({ ...t, err: (error as Error).message }, 'admission ticket not given back');
+    });
+  }
 }
 
 // While a SKU is hot, each customer may buy at most its purchase limit since it turned hot. Counted in

@@ -18,6 +18,10 @@ export function redisKeys(namespace: string) {
     /** Hash of the SKUs the controller has decided are hot: field `${region}:${sku}` → HotSku JSON. */
     hotSkus: `${namespace}:hot-skus`,
     hotSkuField: (region: string, sku: string) => `${region}:${sku}`,
+    /** A hot SKU's admission counter (flash-sale/admission.ts), written by the controller, taken by the API. */
+    admission: (region: string, sku: string) => `${namespace}:admission:{${region}:${sku}}`,
+    /** The admission gate's token bucket, shared by every API process. */
+    admissionGate: `${namespace}:admission-gate`,
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { AdmissionSettings } from '../flash-sale/controller.ts';
 import { type QueueName, queueNames } from '../queues/order-workflow.ts';
 
 // The only module that reads process.env. Every setting is declared here once, with its default,
@@ -62,6 +63,9 @@ const schema = z.object({
   FLASH_SALE_PURCHASE_LIMIT: z.coerce.number().int().min(1).default(2),
   FLASH_SALE_RELAY_FALLBACK_POLL_MS: ms.default(1_000),
   FLASH_SALE_RELAY_LISTEN_URL: url.optional(),
+  FLASH_SALE_ADMISSION_RESEED_MS: ms.default(2_000),
+  FLASH_SALE_GATE_MIN_RATE: z.coerce.number().positive().default(20),
+  FLASH_SALE_GATE_HEADROOM: z.coerce.number().min(1).default(1.2),
   PAYMENT_GATEWAY_URL: url.default('http://127.0.0.1:4001'),
   PAYMENT_TIMEOUT_MS: ms.default(10_000),
   CARRIER_URL: url.default('http://127.0.0.1:4002'),
@@ -109,6 +113,7 @@ export type Config = {
     relayFallbackPollMs: number;
     /** Where the relay LISTENs for new stock movements: a direct connection (a pooler in transaction mode drops LISTEN). */
     relayListenUrl: string;
+    admission: AdmissionSettings;
   };
   paymentGateway: { url: string; timeoutMs: number };
   carrier: { url: string; timeoutMs: number };
@@ -178,6 +183,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       purchaseLimit: e.FLASH_SALE_PURCHASE_LIMIT,
       relayFallbackPollMs: e.FLASH_SALE_RELAY_FALLBACK_POLL_MS,
       relayListenUrl: e.FLASH_SALE_RELAY_LISTEN_URL ?? e.DATABASE_URL,
+      admission: {
+        reseedEveryMs: e.FLASH_SALE_ADMISSION_RESEED_MS,
+        gateMinRate: e.FLASH_SALE_GATE_MIN_RATE,
+        gateHeadroom: e.FLASH_SALE_GATE_HEADROOM,
+      },
     },
     paymentGateway: { url: e.PAYMENT_GATEWAY_URL, timeoutMs: e.PAYMENT_TIMEOUT_MS },
     carrier: { url: e.CARRIER_URL, timeoutMs: e.CARRIER_TIMEOUT_MS },

@@ -23,6 +23,9 @@ export type ErrorCode =
   | 'address_undeliverable'
   | 'order_not_active'
   | 'purchase_limit_exceeded'
+  // a flash sale's door (SPEC §4): no units left to admit, or orders for hot SKUs arriving too fast
+  | 'sold_out'
+  | 'checkout_busy'
   // a provider answered with something we did not expect (permanent, needs a human)
   | 'provider_rejected'
   // transient trouble (retried with backoff; 503 at the API)
@@ -71,7 +74,8 @@ export class BusinessError extends AppError {
       | 'invalid_order'
       | 'address_undeliverable'
       | 'order_not_active'
-      | 'purchase_limit_exceeded',
+      | 'purchase_limit_exceeded'
+      | 'sold_out',
     message: string,
     details?: ErrorDetails,
   ) {

@@ -3,17 +3,39 @@ import { parseHotSku, type RedisKeys } from '../cache/keys.ts';
 import { type DeclaredSale, decideHeat, type HeatThresholds, type HotSku, isSaleActive } from '../domain/heat.ts';
 import type { InventoryEvent } from '../domain/stock-movements.ts';
 import type { Logger } from '../runtime/logger.ts';
+import { readAdmissionSeed } from '../sql/admission.ts';
 import type { Db } from '../sql/database.ts';
 import { listOpenFlashSales } from '../sql/flash-sales.ts';
 import { getStockLevels } from '../sql/inventory.ts';
+import type { Admission } from './admission.ts';
 import type { FlashSaleMetrics } from './metrics.ts';
 import { forgetOldSales, heatInput, isForgettable, newSkuState, recordEvent, type SkuState } from './sku-state.ts';
 
 /** How stock cache entries are dropped; the read path's own invalidation when given (see start file). */
 export type StockInvalidation = { invalidate(keys: readonly string[]): Promise<void> };
 
-export type ControllerDeps = { db: Db; redis: Redis; log: Logger; keys: RedisKeys; cache: StockInvalidation };
-export type ControllerSettings = HeatThresholds & { purchaseLimit: number };
+export type ControllerDeps = {
+  db: Db;
+  redis: Redis;
+  log: Logger;
+  keys: RedisKeys;
+  cache: StockInvalidation;
+  admission: Admission;
+};
+export type AdmissionSettings = {
+  /** How often each hot SKU's admission counter is re-seeded from PostgreSQL (and the gate re-tuned). */
+  reseedEveryMs: number;
+  /** The gate admits at least this many orders per second, whatever the pipeline was measured at. */
+  gateMinRate: number;
+  /** The gate admits this multiple of the measured completion rate, so it can find out about more room. */
+  gateHeadroom: number;
+};
+export type ControllerSettings = HeatThresholds & { purchaseLimit: number; admission: AdmissionSettings };
+
+/** Orders that finished (shipped, or released after a failure) are counted over this window. */
+const COMPLETION_WINDOW_MS = 5_000;
+/** A ticket whose order was never stored (the API died, or refused it after admitting) is dropped after this. */
+const ORPHAN_TICKET_SECONDS = 30;
 
 type OpenSale = DeclaredSale & { region: string; skus: readonly string[] };
 
@@ -27,6 +49,10 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
   const { redis, keys, log } = deps;
   const states = new Map<string, SkuState>();
   let sales: OpenSale[] = [];
+  /** The hot hash fields of the SKUs that have an admission counter. */
+  const counted = new Map<string, { region: string; sku: string }>();
+  /** Order id → when an event showed it finishing: the pipeline's completion rate, for the gate. */
+  const finished = new Map<string, number>();
   let queue: Promise<unknown> = Promise.resolve();
 
   function exclusive<T>(work: () => Promise<T>): Promise<T> {
@@ -108,9 +134,67 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
     metrics.invalidated(stockKeys.length);
   }
 
+  let onTurnedHot: () => void = () => {};
+
+  /** Completions per second over the window ending now. */
+  function completionRate(now: number): number {
+    for (const [orderId, at] of finished) if (at <= now - COMPLETION_WINDOW_MS) finished.delete(orderId);
+    return finished.size / (COMPLETION_WINDOW_MS / 1000);
+  }
+
   return {
     states: states as ReadonlyMap<string, Readonly<SkuState>>,
     hotCount: () => [...states.values()].filter((s) => s.heat.hot).length,
+    /** Called when a SKU turns hot, so its admission counter is seeded at once (see the start file). */
+    onTurnedHot(wake: () => void) {
+      onTurnedHot = wake;
+    },
+
+    /**
+     * Seeds or re-seeds the admission counter of every hot SKU from PostgreSQL, drops those of SKUs that
+     * cooled down, and tunes the gate to the measured completion rate (or closes it when nothing is hot).
+     * Outside the exclusive section: it reads PostgreSQL, and each seed is one snapshot on its own.
+     */
+    async syncAdmission(): Promise<void> {
+      const { reseedEveryMs, gateMinRate, gateHeadroom } = settings.admission;
+      const expiryMs = reseedEveryMs * 5;
+      for (const [field, { region, sku }] of counted) {
+        // A state forgotten since it cooled: its counter goes too.
+        if (!states.has(field)) {
+          counted.delete(field);
+          await deps.admission.drop(region, sku);
+        }
+      }
+      for (const [field, state] of states) {
+        if (!state.heat.hot) {
+          if (counted.delete(field)) await deps.admission.drop(state.region, state.sku);
+          continue;
+        }
+        const holders = await deps.admission.ticketHolders(state.region, state.sku);
+        const seed = await readAdmissionSeed(deps.db, state.region, state.sku, holders);
+        if (!seed) continue;
+        await deps.admission.seed(state.region, state.sku, seed, {
+          expiryMs,
+          orphanAfterSeconds: ORPHAN_TICKET_SECONDS,
+        });
+        if (!counted.has(field)) {
+          counted.set(field, { region: state.region, sku: state.sku });
+          const left = seed.available - holders.length - seed.untracked;
+          log.info(
+            { sku: state.sku, region: state.region, available: seed.available, untracked: seed.untracked, left },
+            'admission counter seeded',
+          );
+        }
+      }
+      const completions = completionRate(Date.now());
+      if (counted.size === 0) {
+        metrics.gate(0, completions);
+        return deps.admission.closeGate();
+      }
+      const rate = Math.max(gateMinRate, completions * gateHeadroom);
+      metrics.gate(rate, completions);
+      await deps.admission.publishGate({ ratePerSecond: rate, burst: Math.max(rate * 2, 10), expiryMs });
+    },
 
     /** Picks up where a previous controller left: its hot SKUs stay hot until they cool down here. */
     async loadHotSkus(): Promise<void> {
@@ -135,10 +219,14 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
         for (const event of events) {
           const state = stateOf(event.region, event.sku);
           metrics.event(event.kind, recordEvent(state, event, now, settings.rateWindowMs));
-          evaluate(state, now);
+          if (evaluate(state, now) === 'hot') onTurnedHot();
           touched.add(state);
+          if ((event.kind === 'ship' || event.kind === 'release') && event.orderId) finished.set(event.orderId, now);
         }
         await publish(touched, now);
+        // Counters that exist follow every movement of their SKU (a SKU still being seeded has none yet:
+        // the seed reads PostgreSQL after these events).
+        await deps.admission.applyEvents(events.filter((e) => counted.has(keys.hotSkuField(e.region, e.sku))));
         // Once per SKU per batch: the entry is dropped after every change the batch carried.
         await invalidate([...touched].filter((s) => s.heat.hot));
       }),
@@ -152,6 +240,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
           forgetOldSales(state, now, settings.rateWindowMs);
           if (evaluate(state, now) === 'hot') turnedHot.push(state);
         }
+        if (turnedHot.length > 0) onTurnedHot();
         await publish(states.values(), now);
         await invalidate(turnedHot);
         // A SKU of a declared sale keeps its state: refreshSales would only load it again.

@@ -36,7 +36,21 @@ export function createFlashSaleMetrics(registry: Registry, hotCount: () => numbe
       this.set(hotCount());
     },
   });
+  const gateRate = new Gauge({
+    name: 'orderflow_flash_sale_gate_rate',
+    help: 'Orders per second the admission gate lets through for hot SKUs (0: no gate, nothing is hot)',
+    registers: [registry],
+  });
+  const completionRate = new Gauge({
+    name: 'orderflow_flash_sale_completion_rate',
+    help: 'Orders per second the pipeline finished (shipped, or released after a failure) over the last 5 s',
+    registers: [registry],
+  });
   return {
+    gate: (rate: number, completions: number) => {
+      gateRate.set(rate);
+      completionRate.set(completions);
+    },
     event: (kind: StockMovementKind, outcome: 'applied' | 'ignored') => events.inc({ kind, outcome }),
     decision: (direction: 'hot' | 'cool', reasons: readonly HeatReason[]) => {
       for (const reason of reasons) decisions.inc({ direction, reason });

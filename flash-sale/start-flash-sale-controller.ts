@@ -6,6 +6,7 @@ import { redisKeys } from '../cache/keys.ts';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Db } from '../sql/database.ts';
+import { admission } from './admission.ts';
 import { type ConsumerSettings, readRecentEvents, startConsumer } from './consumer.ts';
 import { createController, type StockInvalidation } from './controller.ts';
 import { createFlashSaleMetrics } from './metrics.ts';
@@ -49,7 +50,7 @@ export async function startFlashSaleController(
   const keys = redisKeys(settings.namespace);
   const registry = new Registry();
   const metrics = createFlashSaleMetrics(registry, () => controller.hotCount());
-  const controller = createController({ ...deps, keys }, settings, metrics);
+  const controller = createController({ ...deps, keys, admission: admission(deps.redis, keys) }, settings, metrics);
 
   await controller.loadHotSkus();
   await controller.handleEvents(
@@ -69,6 +70,8 @@ export async function startFlashSaleController(
   const every = (ms: number | undefined, fallback: number) => ({ intervalMs: ms ?? fallback });
   const refresher = repeat('declared sales', controller.refreshSales, every(settings.refreshSalesEveryMs, 2_000), log);
   const evaluator = repeat('evaluation', controller.evaluateAll, every(settings.evaluateEveryMs, 1_000), log);
+  const admitter = repeat('admission', controller.syncAdmission, every(settings.admission.reseedEveryMs, 2_000), log);
+  controller.onTurnedHot(admitter.wake);
   const consumer = startConsumer(
     deps.redis,
     {
@@ -86,6 +89,7 @@ export async function startFlashSaleController(
       relay: relay.ok(),
       consumer: consumer.ok(),
       declaredSales: refresher.ok(),
+      admission: admitter.ok(),
       evaluation: evaluator.ok(),
     };
     const ok = deps.redis.status === 'ready' && Object.values(loops).every(Boolean);
@@ -107,7 +111,7 @@ export async function startFlashSaleController(
     server,
     stop() {
       stopped ??= (async () => {
-        await Promise.all([consumer.stop(), relay.stop(), refresher.stop(), evaluator.stop()]);
+        await Promise.all([consumer.stop(), relay.stop(), refresher.stop(), evaluator.stop(), admitter.stop()]);
         if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
         log.info('flash-sale controller stopped');
       })();

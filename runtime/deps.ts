@@ -6,6 +6,7 @@ import { createOrderReader, type OrderReader } from '../cache/order-reader.ts';
 import { createReadThrough, type ReadThrough } from '../cache/read-through.ts';
 import { createStockReader, type StockReader } from '../cache/stock-reader.ts';
 import type { Config } from '../config/index.ts';
+import { type Admission, admission } from '../flash-sale/admission.ts';
 import { type Carrier, createCarrierClient } from '../providers/carrier.ts';
 import { createLogMailer, type Mailer } from '../providers/mailer.ts';
 import { createPaymentGatewayClient, type PaymentGateway } from '../providers/payment-gateway.ts';
@@ -31,6 +32,8 @@ export type Deps = {
   cache: ReadThrough;
   orders: OrderReader;
   stock: StockReader;
+  /** Hot SKUs' admission counters and gate (flash-sale/admission.ts). */
+  admission: Admission;
   /** After a committed change to an order: its cached status, tracking and the customer's list go. */
   invalidateOrder(orderId: string, customerId?: string): Promise<void>;
   close(): Promise<void>;
@@ -64,6 +67,7 @@ export async function createDeps(
     cache,
     orders,
     stock: createStockReader(db, redis, cache, keys, config.cache),
+    admission: admission(redis, keys, registry),
     // A lost invalidation is bounded by the TTLs; it must never fail the change that caused it.
     invalidateOrder: (orderId, customerId) =>
       orders

@@ -54,6 +54,16 @@ export async function compensateOrder(deps: StepDeps, run: OrderRun): Promise<st
     }
   }
   await deps.invalidateOrder(orderId, order.customer_id);
+  // An order that ended before its reservation still holds its admission tickets: the units go back to
+  // the sale at once (a reserved order gave its tickets up at reservation; its release raises the stock).
+  for (const item of order.items) {
+    await deps.admission.giveBack(order.region, item.sku, orderId).catch((error) => {
+      deps.log.warn(
+        { orderId, sku: item.sku, err: (error as Error).message },
+        'admission ticket not given back; the next seed will',
+      );
+    });
+  }
   if (firstFailure) throw firstFailure;
   return undone;
 }

@@ -1,3 +1,4 @@
+import type { Admission } from '../flash-sale/admission.ts';
 import type { Carrier } from '../providers/carrier.ts';
 import type { Mailer } from '../providers/mailer.ts';
 import type { PaymentGateway } from '../providers/payment-gateway.ts';
@@ -22,6 +23,8 @@ export type StepDeps = {
   carrier: Carrier;
   mailer: Mailer;
   log: Logger;
+  /** Hot SKUs' admission counters: an ended order gives its tickets back (flash-sale/admission.ts). */
+  admission: Pick<Admission, 'giveBack'>;
   /** Called after a committed change to an order's status (see runtime/deps.ts). */
   invalidateOrder(orderId: string, customerId?: string): Promise<void>;
 };

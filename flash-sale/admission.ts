@@ -1,0 +1,260 @@
+import type { Redis } from 'ioredis';
+import { Counter, type Registry } from 'prom-client';
+import type { RedisKeys } from '../cache/keys.ts';
+import type { InventoryEvent } from '../domain/stock-movements.ts';
+
+// Admission at the door while a SKU is hot (SPEC §4). Two things in Redis, shared by every API process:
+//
+// The admission counter of a hot SKU in a region: a hash the flash-sale controller seeds from PostgreSQL
+// and keeps in step with the inventory events; the API takes units from it, as a ticket per order, before
+// storing the order. What may still be admitted is `available - held - untracked`:
+//   available  the SKU's available units in PostgreSQL, as of the event (or seed) `eventId`
+//   held       units of tickets: admitted orders whose reservation has not happened yet
+//   untracked  units of orders in flight before their reservation that hold no ticket (placed before the
+//              SKU turned hot), as of the last seed
+//   t:<order>  a ticket: "<units>:<admitted at, Redis time in s>"
+// A reservation turns a ticket into a drop of `available` (same event); a failed or cancelled order
+// gives its ticket back; a release or restock raises `available`. Every few seconds the controller
+// re-seeds the whole hash from one PostgreSQL snapshot, which corrects any drift. PostgreSQL still decides
+// who gets the goods (the reserve step's conditional update): a counter that drifts can refuse a buyer
+// who could have had a unit, or admit one who will not, never sell a unit twice.
+//
+// The admission gate: one token bucket for every order that holds a hot SKU, refilled at the rate the
+// controller measures the pipeline completing orders (`rate`, tokens per second; `burst`); an order that
+// finds it empty is refused with the wait until the next token. The controller publishes the rate with
+// a short expiry: without a controller there is no gate, as there is no hot list.
+//
+// Every script reads the time from Redis (TIME), so all API processes share one clock.
+
+/** Takes a ticket: ['admitted' | 'sold_out' | 'untracked', units left, restock date or ''] */
+const admitScript = `
+local f = redis.call('HMGET', KEYS[1], 'available', 'held', 'untracked', 'restockDate')
+local available, held, untracked = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
+if not available or not held or not untracked then return {'untracked', '0', ''} end
+local restock = f[4] or ''
+local left = available - held - untracked
+local ticket = 't:' .. ARGV[1]
+if redis.call('HEXISTS', KEYS[1], ticket) == 1 then return {'admitted', tostring(left), restock} end
+local units = tonumber(ARGV[2])
+if left < units then return {'sold_out', tostring(math.max(left, 0)), restock} end
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[1], ticket, units .. ':' .. now[1], 'held', held + units)
+return {'admitted', tostring(left - units), restock}
+`;
+
+// Removes one ticket and its units from `held`; the body of several scripts below.
+const dropTicket = `
+local function dropTicket(key, orderId)
+  local ticket = redis.call('HGET', key, 't:' .. orderId)
+  if not ticket then return 0 end
+  local units = tonumber(string.match(ticket, '^(%d+)')) or 0
+  redis.call('HDEL', key, 't:' .. orderId)
+  redis.call('HINCRBY', key, 'held', -units)
+  return units
+end
+`;
+
+const giveBackScript = `${dropTicket}
+return dropTicket(KEYS[1], ARGV[1])
+`;
+
+/** ARGV: event id, available after, kind, order id ('' if none), units. */
+const applyEventScript = `${dropTicket}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local last = tonumber(redis.call('HGET', KEYS[1], 'eventId'))
+if not last or tonumber(ARGV[1]) > last then
+  redis.call('HSET', KEYS[1], 'available', ARGV[2], 'eventId', ARGV[1])
+end
+if ARGV[3] == 'reserve' and ARGV[4] ~= '' then
+  -- The reservation of an admitted order ends its ticket; that of an order without one was counted
+  -- as untracked by the last seed, and is now part of available instead.
+  if dropTicket(KEYS[1], ARGV[4]) == 0 then
+    local untracked = tonumber(redis.call('HGET', KEYS[1], 'untracked')) or 0
+    redis.call('HSET', KEYS[1], 'untracked', math.max(untracked - tonumber(ARGV[5]), 0))
+  end
+end
+return 1
+`;
+
+/**
+ * ARGV: available, event id, untracked, restock date, expiry ms, orphan age s, then 'done' ids, '|',
+ * 'missing' ids. Done orders (reserved or ended, as of the snapshot) give back their tickets; missing ones
+ * (not stored) only once older than the orphan age, as the API stores an order after taking its ticket.
+ */
+const seedScript = `${dropTicket}
+local last = tonumber(redis.call('HGET', KEYS[1], 'eventId'))
+local untracked = ARGV[3]
+if last and last > tonumber(ARGV[2]) then
+  -- Events newer than the snapshot were applied meanwhile: their available is the fresher one, and the
+  -- reservations they carried are no longer in flight (the snapshot's untracked is an upper bound).
+  redis.call('HSET', KEYS[1], 'untracked', untracked, 'restockDate', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], 'available', ARGV[1], 'eventId', ARGV[2], 'untracked', untracked, 'restockDate', ARGV[4])
+end
+local now = tonumber(redis.call('TIME')[1])
+local missing = false
+for i = 7, #ARGV do
+  if ARGV[i] == '|' then
+    missing = true
+  elseif not missing then
+    dropTicket(KEYS[1], ARGV[i])
+  else
+    local ticket = redis.call('HGET', KEYS[1], 't:' .. ARGV[i])
+    local at = ticket and tonumber(string.match(ticket, ':(%d+)$'))
+    if ticket and (not at or now - at >= tonumber(ARGV[6])) then dropTicket(KEYS[1], ARGV[i]) end
+  end
+end
+-- held is recounted from the tickets, so a corrupted total heals too.
+local held = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 2) == 't:' then held = held + (tonumber(string.match(fields[i + 1], '^(%d+)')) or 0) end
+end
+redis.call('HSET', KEYS[1], 'held', held)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return held
+`;
+
+/** Takes a token: [1, 0] when admitted (or no gate is published), [0, ms until the next token] otherwise. */
+const takeTokenScript = `
+local f = redis.call('HMGET', KEYS[1], 'rate', 'burst', 'tokens', 'at')
+local rate, burst = tonumber(f[1]), tonumber(f[2])
+if not rate or not burst or rate <= 0 then return {1, 0} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tokens = tonumber(f[3]) or burst
+local at = tonumber(f[4]) or now
+tokens = math.min(burst, tokens + math.max(now - at, 0) * rate / 1000)
+if tokens >= 1 then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'at', now)
+  return {1, 0}
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+return {0, math.ceil((1 - tokens) * 1000 / rate)}
+`;
+
+export type AdmitAnswer =
+  | { outcome: 'admitted'; left: number }
+  | { outcome: 'sold_out'; left: number; restockDate: string | null }
+  /** No counter for this SKU: not hot, not seeded yet, or unreadable until the next seed. */
+  | { outcome: 'untracked' };
+
+export type AdmissionSeed = {
+  available: number;
+  eventId: string;
+  untracked: number;
+  restockDate: string | null;
+  /** Orders holding a ticket that are past their reservation or ended, as of the same snapshot. */
+  done: readonly string[];
+  /** Orders holding a ticket that do not exist (yet, or any more). */
+  missing: readonly string[];
+};
+
+export type GateSettings = { ratePerSecond: number; burst: number; expiryMs: number };
+
+/** `registry`: where the API process exports what its door decided (GET /metrics). */
+export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
+  const decisions = registry
+    ? new Counter({
+        name: 'orderflow_admission_decisions_total',
+        help: 'Hot-SKU order lines at the door, by outcome (admitted, sold_out, untracked: no counter), and orders refused by the gate (checkout_busy)',
+        labelNames: ['outcome'] as const,
+        registers: [registry],
+      })
+    : undefined;
+  return {
+    async admit(region: string, sku: string, orderId: string, units: number): Promise<AdmitAnswer> {
+      const [outcome, left, restock] = (await redis.eval(
+        admitScript,
+        1,
+        keys.admission(region, sku),
+        orderId,
+        units,
+      )) as [AdmitAnswer['outcome'], string, string];
+      decisions?.inc({ outcome });
+      if (outcome === 'untracked') return { outcome };
+      if (outcome === 'admitted') return { outcome, left: Number(left) };
+      return { outcome, left: Number(left), restockDate: restock === '' ? null : restock };
+    },
+
+    /** Gives an order's ticket back (idempotent): the units it returned, 0 when it held none. */
+    async giveBack(region: string, sku: string, orderId: string): Promise<number> {
+      return (await redis.eval(giveBackScript, 1, keys.admission(region, sku), orderId)) as number;
+    },
+
+    /** Follows the events of the SKUs that have a counter (the others are left alone), in one round trip. */
+    async applyEvents(events: readonly InventoryEvent[]): Promise<void> {
+      if (events.length === 0) return;
+      const pipeline = redis.pipeline();
+      for (const e of events) {
+        pipeline.eval(
+          applyEventScript,
+          1,
+          keys.admission(e.region, e.sku),
+          e.id,
+          e.availableAfter,
+          e.kind,
+          e.orderId ?? '',
+          e.quantity,
+        );
+      }
+      const failed = (await pipeline.exec())?.find(([error]) => error)?.[0];
+      if (failed) throw new Error('Applying inventory events to admission counters failed', { cause: failed });
+    },
+
+    /** The orders holding a ticket for a SKU. */
+    async ticketHolders(region: string, sku: string): Promise<string[]> {
+      const fields = await redis.hkeys(keys.admission(region, sku));
+      return fields.filter((f) => f.startsWith('t:')).map((f) => f.slice(2));
+    },
+
+    async seed(
+      region: string,
+      sku: string,
+      seed: AdmissionSeed,
+      options: { expiryMs: number; orphanAfterSeconds: number },
+    ): Promise<void> {
+      await redis.eval(
+        seedScript,
+        1,
+        keys.admission(region, sku),
+        seed.available,
+        seed.eventId,
+        seed.untracked,
+        seed.restockDate ?? '',
+        options.expiryMs,
+        options.orphanAfterSeconds,
+        ...seed.done,
+        '|',
+        ...seed.missing,
+      );
+    },
+
+    /** The SKU is not hot any more: orders for it take the normal path again. */
+    async drop(region: string, sku: string): Promise<void> {
+      await redis.del(keys.admission(region, sku));
+    },
+
+    /** Opens (or re-tunes) the gate; it closes by itself `expiryMs` after the last call. */
+    async publishGate(settings: GateSettings): Promise<void> {
+      await redis
+        .multi()
+        .hset(keys.admissionGate, 'rate', settings.ratePerSecond, 'burst', settings.burst)
+        .pexpire(keys.admissionGate, settings.expiryMs)
+        .exec();
+    },
+
+    async closeGate(): Promise<void> {
+      await redis.del(keys.admissionGate);
+    },
+
+    /** One token for one order: null when admitted, else the milliseconds until a token is there. */
+    async takeToken(): Promise<number | null> {
+      const [admitted, waitMs] = (await redis.eval(takeTokenScript, 1, keys.admissionGate)) as [number, number];
+      if (admitted === 1) return null;
+      decisions?.inc({ outcome: 'checkout_busy' });
+      return waitMs;
+    },
+  };
+}
+export type Admission = ReturnType<typeof admission>;

@@ -1,0 +1,271 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createApp } from '../api/app.ts';
+import { type RedisKeys, redisKeys } from '../cache/keys.ts';
+import type { HotSku } from '../domain/heat.ts';
+import {
+  type FlashSaleController,
+  type FlashSaleSettings,
+  startFlashSaleController,
+} from '../flash-sale/start-flash-sale-controller.ts';
+import { createDeps, type Deps } from '../runtime/deps.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { sql } from '../sql/database.ts';
+import { createFlashSale, endFlashSale } from '../sql/flash-sales.ts';
+import { restockStock, setAvailable } from '../sql/inventory.ts';
+import { deleteNamespace, privateNamespace, waitFor } from './flash-sale-support.ts';
+import { type Harness, orderBody, startHarness } from './support/harness.ts';
+
+// The door of a flash sale (SPEC §4, flash-sale/admission.ts), on the real servers: the controller seeds
+// and follows a hot SKU's admission counter, the API takes tickets from it and a token from the gate.
+
+const namespace = privateNamespace();
+let h: Harness;
+let keys: RedisKeys;
+const running: FlashSaleController[] = [];
+
+beforeAll(async () => {
+  h = await startHarness({ env: { REDIS_NAMESPACE: namespace } });
+  keys = redisKeys(namespace);
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((c) => c.stop()));
+  await h.deps.redis.del(keys.admissionGate);
+});
+afterAll(async () => {
+  if (h) await deleteNamespace(h.deps.redis, namespace);
+  await h?.close();
+});
+
+/** Fast loops; a gate wide open (these tests are about the counter); a large purchase limit. */
+async function startController(overrides: Partial<FlashSaleSettings> = {}) {
+  const controller = await startFlashSaleController(h.deps, {
+    ...h.config.flashSale,
+    namespace,
+    port: 0,
+    purchaseLimit: 100,
+    consumerName: 'admission',
+    evaluateEveryMs: 50,
+    refreshSalesEveryMs: 50,
+    relay: { intervalMs: 20 },
+    consumer: { blockMs: 50 },
+    admission: { reseedEveryMs: 100, gateMinRate: 100_000, gateHeadroom: 1 },
+    ...overrides,
+  });
+  running.push(controller);
+  return controller;
+}
+
+async function declareSale(sku: string) {
+  const sale = await createFlashSale(h.deps.db, {
+    name: `door ${sku}`,
+    region: 'eu',
+    skus: [sku],
+    startsAt: new Date(Date.now() - 1_000),
+    endsAt: new Date(Date.now() + 3_600_000),
+    purchaseLimit: null,
+  });
+  return sale.id;
+}
+
+const counter = async (sku: string) => h.deps.redis.hgetall(keys.admission('eu', sku));
+const left = async (sku: string) => {
+  const c = await counter(sku);
+  return Number(c.available) - Number(c.held) - Number(c.untracked);
+};
+const orderCount = (sku: string) =>
+  h.deps.db.oneFirst(
+    sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM order_items WHERE sku = ${sku}`,
+  );
+const buy = (sku: string, customer = 0, quantity = 1, token?: string) =>
+  h.placeOrder(
+    orderBody({ items: [{ sku, quantity }], token }),
+    h.keys.customers[customer % h.keys.customers.length]!.apiKey,
+  );
+
+describe('the admission counter of a hot SKU', () => {
+  it('is seeded when the SKU turns hot, answers sold_out at the door at zero, and stores nothing then', async () => {
+    const sku = 'FRIEREN-01-LTD';
+    await h.setStock(sku, 'eu', 0);
+    await h.deps.db.transaction((tx) =>
+      restockStock(tx, { sku, region: 'eu', quantity: 3, nextRestockDate: '2027-01-15' }),
+    );
+    await startController();
+    await declareSale(sku);
+    const seeded = await waitFor(async () => (await counter(sku)).available, 'the counter is seeded');
+    expect(Number(seeded)).toBe(3);
+    expect(await left(sku)).toBe(3);
+
+    const accepted = [await buy(sku, 0), await buy(sku, 1), await buy(sku, 2)];
+    expect(accepted.map((a) => a.status)).toEqual([201, 201, 201]);
+    const before = await orderCount(sku);
+    const refused = await buy(sku, 3);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatchObject({
+      code: 'sold_out',
+      details: { sku, region: 'eu', left: 0, restockDate: '2027-01-15' },
+    });
+    expect(refused.body.error.message).toMatch(/sold out.*2027-01-15/);
+    expect(await orderCount(sku)).toBe(before);
+
+    // The three admitted orders complete: their tickets became reservations, nothing is left.
+    for (const a of accepted) expect((await h.waitForTerminal(a.body.id)).status).toBe('COMPLETED');
+    await waitFor(async () => (await counter(sku)).held === '0', 'every ticket turned into a reservation');
+    expect(await left(sku)).toBe(0);
+  });
+
+  it('follows restocks and adjustments', async () => {
+    const sku = 'ONEPIECE-105';
+    await h.setStock(sku, 'eu', 1);
+    await startController();
+    await declareSale(sku);
+    await waitFor(async () => (await left(sku)) === 1, 'seeded with one unit');
+    expect((await buy(sku)).status).toBe(201);
+    expect((await buy(sku, 1)).status).toBe(409);
+
+    await h.deps.db.transaction((tx) => restockStock(tx, { sku, region: 'eu', quantity: 2 }));
+    await waitFor(async () => (await left(sku)) === 2, 'the restock reaches the counter');
+    // An operator's correction (an adjustment) too.
+    await setAvailable(h.deps.db, sku, 'eu', 5);
+    await waitFor(async () => Number((await counter(sku)).available) >= 5, 'the adjustment reaches the counter');
+    expect((await buy(sku, 2)).status).toBe(201);
+    await h.waitForQuiet();
+  });
+
+  it('gets back the units of orders that fail or are cancelled', async () => {
+    const sku = 'BERSERK-41';
+    await h.setStock(sku, 'eu', 2);
+    await startController();
+    await declareSale(sku);
+    await waitFor(async () => (await left(sku)) === 2, 'seeded with two units');
+
+    // Declined at the gateway: the order fails before its reservation and gives its ticket back.
+    const declined = await buy(sku, 0, 2, '4000000000000002');
+    expect(declined.status).toBe(201);
+    expect((await h.waitForTerminal(declined.body.id)).status).toBe('FAILED');
+    await waitFor(async () => (await left(sku)) === 2, 'the failed order’s units are back');
+
+    // Cancelled, wherever it was: before its reservation the ticket comes back, after it the release.
+    const cancelled = await buy(sku, 1, 2);
+    expect(cancelled.status).toBe(201);
+    expect((await buy(sku, 2)).status).toBe(409);
+    const cancel = await h.request('POST', `/orders/${cancelled.body.id}/cancel`, { key: h.keys.customers[1]!.apiKey });
+    expect([200, 409]).toContain(cancel.status);
+    if (cancel.status === 200) {
+      await waitFor(async () => (await left(sku)) === 2, 'the cancelled order’s units are back');
+      expect((await buy(sku, 2)).status).toBe(201);
+    }
+    await h.waitForQuiet();
+  });
+
+  it('is re-seeded from PostgreSQL after drifting, deleted or corrupted', async () => {
+    const sku = 'BERSERK-42';
+    await h.setStock(sku, 'eu', 4);
+    await startController();
+    await declareSale(sku);
+    await waitFor(async () => (await left(sku)) === 4, 'seeded with four units');
+
+    await h.deps.redis.del(keys.admission('eu', sku));
+    await waitFor(async () => (await left(sku)) === 4, 'recreated after being deleted');
+
+    // Corrupted: a lost give-back (a ticket of an order that never existed, old enough to be an orphan)
+    // and a wrong total; the next seed recounts from the tickets and drops the orphan.
+    const orphanAt = Math.floor(Date.now() / 1000) - 3_600;
+    await h.deps.redis.hset(
+      keys.admission('eu', sku),
+      't:00000000-0000-4000-8000-000000000001',
+      `3:${orphanAt}`,
+      'held',
+      '40',
+      'available',
+      '0',
+    );
+    await waitFor(async () => (await left(sku)) === 4, 'corrected by the next seed');
+    expect((await counter(sku))['t:00000000-0000-4000-8000-000000000001']).toBeUndefined();
+
+    // Unreadable: the API takes the normal path meanwhile (PostgreSQL decides), and the seed repairs it.
+    await h.deps.redis.hset(keys.admission('eu', sku), 'available', 'garbage');
+    await waitFor(async () => (await left(sku)) === 4, 'repaired after being unreadable');
+  });
+
+  it('goes away when the SKU cools down, and its orders take the normal path again', async () => {
+    const sku = 'CHAINSAW-05';
+    await h.setStock(sku, 'eu', 1);
+    await startController({ coolDownMs: 200 });
+    const saleId = await declareSale(sku);
+    await waitFor(async () => (await left(sku)) === 1, 'seeded');
+    expect((await buy(sku)).status).toBe(201);
+    expect((await buy(sku, 1)).status).toBe(409);
+
+    // Goods come in and the sale ends: nothing holds the SKU hot any more.
+    await h.deps.db.transaction((tx) => restockStock(tx, { sku, region: 'eu', quantity: 100 }));
+    await endFlashSale(h.deps.db, saleId);
+    await waitFor(async () => (await h.deps.redis.exists(keys.admission('eu', sku))) === 0, 'the counter is dropped');
+    // No door any more: the order is taken without a ticket, as any other.
+    const late = await buy(sku, 1);
+    expect(late.status).toBe(201);
+    expect(await h.deps.redis.exists(keys.admission('eu', sku))).toBe(0);
+    expect((await h.waitForTerminal(late.body.id)).status).toBe('COMPLETED');
+    await h.waitForQuiet();
+  });
+});
+
+describe('the admission gate', () => {
+  it('is one bucket shared by two API processes, refusing with 429 and Retry-After once empty', async () => {
+    // A second API process: its own app, pools and Redis connections.
+    const log = createLogger('silent', 'test');
+    const other: Deps = await createDeps(h.config, log, { failFastRedis: true });
+    try {
+      const otherApp = createApp({
+        ...other,
+        bodyLimitBytes: h.config.http.bodyLimitBytes,
+        idempotencyStaleAfterMs: 60_000,
+        recentOrdersTtlMs: h.config.cache.ttlMs.recentOrders,
+      });
+      type Answer = { status: number; retryAfter: string | null; body: { error?: { code: string } } };
+      const post = async (app: { request: typeof h.app.request }, customer: number): Promise<Answer> => {
+        const response = await app.request('/orders', {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${h.keys.customers[customer % h.keys.customers.length]!.apiKey}`,
+            'content-type': 'application/json',
+          },
+          body: JSON.stringify(orderBody({ region: 'us', items: [{ sku: 'ONEPIECE-105', quantity: 1 }] })),
+        });
+        return {
+          status: response.status,
+          retryAfter: response.headers.get('retry-after'),
+          body: (await response.json()) as Answer['body'],
+        };
+      };
+      // What the controller publishes for a hot SKU (no counter: stock is not the question here) and a
+      // gate of three tokens refilled at one per hour, so no token comes back during the test.
+      const hot: HotSku = {
+        sku: 'ONEPIECE-105',
+        region: 'us',
+        reasons: ['sales_rate'],
+        since: new Date().toISOString(),
+        ratePerMinute: 100,
+        available: 50,
+        purchaseLimit: 100,
+        flashSaleId: null,
+      };
+      await h.deps.redis.hset(keys.hotSkus, keys.hotSkuField('us', 'ONEPIECE-105'), JSON.stringify(hot));
+      await h.deps.admission.publishGate({ ratePerSecond: 1 / 3_600, burst: 3, expiryMs: 60_000 });
+
+      const answers = [await post(h.app, 0), await post(otherApp, 1), await post(h.app, 2), await post(otherApp, 3)];
+      expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 429]);
+      expect(answers[3]!.body.error?.code).toBe('checkout_busy');
+      // The next token is an hour away.
+      expect(Number(answers[3]!.retryAfter)).toBeGreaterThan(3_000);
+
+      // An order for a SKU that is not hot is never held back by the sale.
+      const calm = await h.placeOrder(orderBody({ region: 'us', items: [{ sku: 'BERSERK-41', quantity: 1 }] }));
+      expect(calm.status).toBe(201);
+    } finally {
+      await h.deps.redis.hdel(keys.hotSkus, keys.hotSkuField('us', 'ONEPIECE-105'));
+      await other.close();
+    }
+    await h.waitForQuiet();
+  });
+});
