@@ -49,8 +49,85 @@ export async function placeOrder(
   idempotencyKey: string | undefined,
 ): Promise<PlaceOrderResult> {
   const customerId = await resolveCustomer(deps.db, caller, request.customerId);
+  const hot = await hotLines(deps, request);
+  const keyRef = idempotencyKey ? { apiKeyId: caller.apiKeyId, key: idempotencyKey } : undefined;
+  const id = randomUUID();
+  // A flash sale's door comes first: without an Idempotency-Key, a sold-out answer needs no PostgreSQL at
+  // all. With one, the key is claimed first, so a retry of an order that was accepted replays its answer.
+  let tickets: Ticket[] = keyRef ? [] : await admitAtTheDoor(deps, id, request.region, hot);
+  let claimed = false;
+  try {
+    const priced = await priceFromCatalog(deps.db, request);
+    if (keyRef) {
+      const claim = await claimIdempotencyKey(deps.db, {
+        ...keyRef,
+        requestHash: hashRequest(customerId, request),
+        staleAfterMs: deps.idempotencyStaleAfterMs,
+      });
+      if (claim.state === 'replay') return { status: claim.status, body: claim.body as OrderAccepted, replayed: true };
+      if (claim.state === 'mismatch') {
+        throw new AppError('idempotency_key_reused', 'This Idempotency-Key was used with a different request body');
+      }
+      if (claim.state === 'in_flight') {
+        throw new AppError(
+          'idempotency_key_in_flight',
+          'A request with this Idempotency-Key is still being processed; retry shortly',
+        );
+      }
+      claimed = true;
+      tickets = await admitAtTheDoor(deps, id, request.region, hot);
+    }
+    const body: OrderAccepted = {
+      id,
+      status: 'PENDING',
+      customerId,
+      region: request.region,
+      currency: priced.currency,
+      totalCents: priced.totalCents,
+      items: priced.lines.map((l) => ({
+        sku: l.sku,
+        name: l.name,
+        quantity: l.quantity,
+        unitPriceCents: l.unit_price_cents,
+        lineTotalCents: l.quantity * l.unit_price_cents,
+      })),
+      links: { self: `/orders/${id}` },
+    };
+    const order = {
+      id,
+      customerId,
+      region: request.region,
+      currency: priced.currency,
+      totalCents: priced.totalCents,
+      shippingAddress: request.shippingAddress,
+      paymentToken: request.payment.token,
+      items: priced.lines,
+    };
+    const actor = `api:${caller.name}`;
+    // The common case is one statement (its own transaction); purchase limits and an Idempotency-Key's
+    // stored answer need a transaction around it.
+    const snapshot: OrderSnapshot =
+      hot.length === 0 && !keyRef
+        ? await insertOrder(deps.db, order, actor)
+        : await deps.db.transaction(async (tx) => {
+            await enforcePurchaseLimits(tx, customerId, request.region, hot);
+            const stored = await insertOrder(tx, order, actor);
+            if (keyRef) await completeIdempotencyKey(tx, { ...keyRef, status: 201, body });
+            return stored;
+          });
+    await enqueue(deps, id, customerId, snapshot);
+    return { status: 201, body, replayed: false };
+  } catch (error) {
+    await giveBack(deps, tickets);
+    if (claimed && keyRef) await releaseIdempotencyKey(deps.db, keyRef).catch(() => {});
+    throw error;
+  }
+}
+
+/** Prices the order from the catalog; every line must be a SKU we sell in the order's region. */
+async function priceFromCatalog(db: Db, request: OrderRequest) {
   const skus = request.items.map((i) => i.sku);
-  const catalog = await findSellableItems(deps.db, request.region, skus);
+  const catalog = await findSellableItems(db, request.region, skus);
   const priced = priceOrder(request.items, catalog);
   if (!priced.ok) throw new ValidationError('The order refers to things we do not sell', priced.problems);
   const stocked = new Set(catalog.filter((c) => c.stocked).map((c) => c.sku));
@@ -60,90 +137,25 @@ export async function placeOrder(
       : [{ field: `items[${i}].sku`, message: `"${item.sku}" is not sold in region "${request.region}"` }],
   );
   if (unsold.length > 0) throw new ValidationError('Some items are not sold in this region', unsold);
+  return priced;
+}
 
-  // Without Redis there is no hot list: the order is still taken (it is durable in PostgreSQL), without
-  // purchase limits, rather than refused.
+/**
+ * The lines whose SKU the flash-sale controller holds hot. Without Redis there is no hot list: the order
+ * is still taken (it is durable in PostgreSQL), without purchase limits or a door, rather than refused.
+ */
+async function hotLines(deps: PlaceOrderDeps, request: OrderRequest) {
   const hotness = await Promise.all(
     request.items.map((item) => findHotSku(deps.redis, deps.keys, request.region, item.sku)),
   ).catch((error) => {
     deps.log.warn({ err: (error as Error).message }, 'hot SKUs unknown (Redis unavailable); purchase limits skipped');
     return request.items.map(() => null);
   });
-  const hot = hotness.flatMap((h, i) => (h ? [{ hot: h, quantity: request.items[i]!.quantity }] : []));
+  return hotness.flatMap((h, i) => (h ? [{ hot: h, quantity: request.items[i]!.quantity }] : []));
+}
 
-  const keyRef = idempotencyKey ? { apiKeyId: caller.apiKeyId, key: idempotencyKey } : undefined;
-  if (keyRef) {
-    const requestHash = hashRequest(customerId, request);
-    const claim = await claimIdempotencyKey(deps.db, {
-      ...keyRef,
-      requestHash,
-      staleAfterMs: deps.idempotencyStaleAfterMs,
-    });
-    if (claim.state === 'replay') return { status: claim.status, body: claim.body as OrderAccepted, replayed: true };
-    if (claim.state === 'mismatch') {
-      throw new AppError('idempotency_key_reused', 'This Idempotency-Key was used with a different request body');
-    }
-    if (claim.state === 'in_flight') {
-      throw new AppError(
-        'idempotency_key_in_flight',
-        'A request with this Idempotency-Key is still being processed; retry shortly',
-      );
-    }
-  }
-
-  const id = randomUUID();
-  let tickets: Ticket[] = [];
-  try {
-    tickets = await admitAtTheDoor(deps, id, request.region, hot);
-  } catch (error) {
-    if (keyRef) await releaseIdempotencyKey(deps.db, keyRef).catch(() => {});
-    throw error;
-  }
-  const body: OrderAccepted = {
-    id,
-    status: 'PENDING',
-    customerId,
-    region: request.region,
-    currency: priced.currency,
-    totalCents: priced.totalCents,
-    items: priced.lines.map((l) => ({
-      sku: l.sku,
-      name: l.name,
-      quantity: l.quantity,
-      unitPriceCents: l.unit_price_cents,
-      lineTotalCents: l.quantity * l.unit_price_cents,
-    })),
-    links: { self: `/orders/${id}` },
-  };
-  const order = {
-    id,
-    customerId,
-    region: request.region,
-    currency: priced.currency,
-    totalCents: priced.totalCents,
-    shippingAddress: request.shippingAddress,
-    paymentToken: request.payment.token,
-    items: priced.lines,
-  };
-  const actor = `api:${caller.name}`;
-  let snapshot: OrderSnapshot;
-  try {
-    // The common case is one statement (its own transaction); purchase limits and an Idempotency-Key's
-    // stored answer need a transaction around it.
-    snapshot =
-      hot.length === 0 && !keyRef
-        ? await insertOrder(deps.db, order, actor)
-        : await deps.db.transaction(async (tx) => {
-            await enforcePurchaseLimits(tx, customerId, request.region, hot);
-            const stored = await insertOrder(tx, order, actor);
-            if (keyRef) await completeIdempotencyKey(tx, { ...keyRef, status: 201, body });
-            return stored;
-          });
-  } catch (error) {
-    await giveBack(deps, tickets);
-    if (keyRef) await releaseIdempotencyKey(deps.db, keyRef).catch(() => {});
-    throw error;
-  }
+/** The order is durable before it is enqueued: if Redis is down now, the reconciler enqueues it later. */
+async function enqueue(deps: PlaceOrderDeps, id: string, customerId: string, snapshot: OrderSnapshot): Promise<void> {
   await deps.invalidateOrder(id, customerId);
   try {
     await deps.queues.enqueueOrder({ orderId: id, generation: 1, round: 0, order: snapshot });
@@ -153,7 +165,6 @@ export async function placeOrder(
       'order stored but not enqueued; the reconciler will pick it up',
     );
   }
-  return { status: 201, body, replayed: false };
 }
 
 type Ticket = { region: string; sku: string; orderId: string };

@@ -96,7 +96,11 @@ describe('the admission counter of a hot SKU', () => {
     expect(Number(seeded)).toBe(3);
     expect(await left(sku)).toBe(3);
 
-    const accepted = [await buy(sku, 0), await buy(sku, 1), await buy(sku, 2)];
+    const keyed = () =>
+      h.placeOrder(orderBody({ items: [{ sku, quantity: 1 }] }), h.keys.customers[2]!.apiKey, {
+        'idempotency-key': `door-${sku}`,
+      });
+    const accepted = [await buy(sku, 0), await buy(sku, 1), await keyed()];
     expect(accepted.map((a) => a.status)).toEqual([201, 201, 201]);
     const before = await orderCount(sku);
     const refused = await buy(sku, 3);
@@ -107,6 +111,11 @@ describe('the admission counter of a hot SKU', () => {
     });
     expect(refused.body.error.message).toMatch(/sold out.*2027-01-15/);
     expect(await orderCount(sku)).toBe(before);
+    // A retry of an accepted order is answered as the first time, sold out or not.
+    const retried = await keyed();
+    expect(retried.status).toBe(201);
+    expect(retried.body.id).toBe(accepted[2]!.body.id);
+    expect(retried.headers.get('idempotent-replayed')).toBe('true');
 
     // The three admitted orders complete: their tickets became reservations, nothing is left.
     for (const a of accepted) expect((await h.waitForTerminal(a.body.id)).status).toBe('COMPLETED');
