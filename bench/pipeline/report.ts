@@ -22,7 +22,7 @@ export type RunFacts = {
 
 const resultsDir = join(import.meta.dirname, '..', 'results');
 
-function commit(): string {
+export function commit(): string {
   try {
     return execFileSync('git', ['describe', '--always', '--dirty'], {
       cwd: import.meta.dirname,
@@ -39,7 +39,7 @@ function commit(): string {
  * JSON laid out as the repository's formatter (biome) lays it out, so that the results file passes
  * `biome check` as written: objects one key a line, arrays on one line when they fit in 120 columns.
  */
-function formatJson(value: unknown, indent = '', used = 0): string {
+export function formatJson(value: unknown, indent = '', used = 0): string {
   if (Array.isArray(value)) {
     const items = value.map((item) => formatJson(item, `${indent}  `, indent.length + 2));
     const inline = `[${items.join(', ')}]`;

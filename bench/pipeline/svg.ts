@@ -14,12 +14,12 @@ export type Plot = {
 const W = 980;
 const H = 420;
 const FONT = 'font-family="system-ui, sans-serif" font-size="12"';
-const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const text = (x: number, y: number, content: string, attrs = '') =>
+export const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+export const text = (x: number, y: number, content: string, attrs = '') =>
   `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${escapeXml(content)}</text>`;
 
 /** A round step for about `count` ticks up to `max`. */
-function step(max: number, count: number): number {
+export function step(max: number, count: number): number {
   const raw = max / count;
   const magnitude = 10 ** Math.floor(Math.log10(raw || 1));
   return [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) ?? raw;
