@@ -10,7 +10,12 @@ import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { findCustomerEmail, findSellableItems } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
-import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
+import {
+  claimIdempotencyKey,
+  completeIdempotencyKey,
+  idempotencyKeyExists,
+  releaseIdempotencyKey,
+} from '../sql/idempotency-keys.ts';
 import { insertOrder, lockCustomerSku, type OrderSnapshot, unitsOrderedSince } from '../sql/orders.ts';
 import type { Caller } from './auth.ts';
 import type { OrderRequest } from './order-request.ts';
@@ -52,9 +57,11 @@ export async function placeOrder(
   const hot = await hotLines(deps, request);
   const keyRef = idempotencyKey ? { apiKeyId: caller.apiKeyId, key: idempotencyKey } : undefined;
   const id = randomUUID();
-  // A flash sale's door comes first: without an Idempotency-Key, a sold-out answer needs no PostgreSQL at
-  // all. With one, the key is claimed first, so a retry of an order that was accepted replays its answer.
-  let tickets: Ticket[] = keyRef ? [] : await admitAtTheDoor(deps, id, request.region, hot);
+  // A flash sale's door comes first, so a sold-out answer writes nothing and reads PostgreSQL at most
+  // once: a key seen before (a retry) is claimed first instead, so that the retry of an order that was
+  // accepted replays its answer, sold out or not.
+  const doorFirst = !keyRef || (hot.length > 0 && !(await idempotencyKeyExists(deps.db, keyRef)));
+  let tickets: Ticket[] = doorFirst ? await admitAtTheDoor(deps, id, request.region, hot) : [];
   let claimed = false;
   try {
     const priced = await priceFromCatalog(deps.db, request);
@@ -64,7 +71,10 @@ export async function placeOrder(
         requestHash: hashRequest(customerId, request),
         staleAfterMs: deps.idempotencyStaleAfterMs,
       });
-      if (claim.state === 'replay') return { status: claim.status, body: claim.body as OrderAccepted, replayed: true };
+      if (claim.state === 'replay') {
+        await giveBack(deps, tickets); // a concurrent request with the same key was first
+        return { status: claim.status, body: claim.body as OrderAccepted, replayed: true };
+      }
       if (claim.state === 'mismatch') {
         throw new AppError('idempotency_key_reused', 'This Idempotency-Key was used with a different request body');
       }
@@ -75,7 +85,7 @@ export async function placeOrder(
         );
       }
       claimed = true;
-      tickets = await admitAtTheDoor(deps, id, request.region, hot);
+      if (!doorFirst) tickets = await admitAtTheDoor(deps, id, request.region, hot);
     }
     const body: OrderAccepted = {
       id,
