@@ -152,6 +152,30 @@ export type AdmissionSeed = {
 
 export type GateSettings = { ratePerSecond: number; burst: number; expiryMs: number };
 
+// The scripts are defined as ioredis commands: sent once, then run by their SHA (EVALSHA, loaded again
+// after a NOSCRIPT), so a request to the door sends a few bytes, not the script.
+const scripts = {
+  ofAdmit: admitScript,
+  ofGiveBack: giveBackScript,
+  ofApplyInventoryEvent: applyEventScript,
+  ofSeedAdmission: seedScript,
+  ofTakeToken: takeTokenScript,
+};
+type ScriptName = keyof typeof scripts;
+type Scripted = { [name in ScriptName]: (key: string, ...args: Array<string | number>) => Promise<unknown> };
+
+function withScripts<T extends Redis | ReturnType<Redis['pipeline']>>(client: T): T & Scripted {
+  return client as T & Scripted;
+}
+
+function defineScripts(redis: Redis): void {
+  for (const [name, lua] of Object.entries(scripts)) {
+    if (typeof (redis as unknown as Record<string, unknown>)[name] !== 'function') {
+      redis.defineCommand(name, { numberOfKeys: 1, lua });
+    }
+  }
+}
+
 /** `registry`: where the API process exports what its door decided (GET /metrics). */
 export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
   const decisions = registry
@@ -162,15 +186,15 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
         registers: [registry],
       })
     : undefined;
+  defineScripts(redis);
+  const scripted = withScripts(redis);
   return {
     async admit(region: string, sku: string, orderId: string, units: number): Promise<AdmitAnswer> {
-      const [outcome, left, restock] = (await redis.eval(
-        admitScript,
-        1,
-        keys.admission(region, sku),
-        orderId,
-        units,
-      )) as [AdmitAnswer['outcome'], string, string];
+      const [outcome, left, restock] = (await scripted.ofAdmit(keys.admission(region, sku), orderId, units)) as [
+        AdmitAnswer['outcome'],
+        string,
+        string,
+      ];
       decisions?.inc({ outcome });
       if (outcome === 'untracked') return { outcome };
       if (outcome === 'admitted') return { outcome, left: Number(left) };
@@ -179,17 +203,15 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
 
     /** Gives an order's ticket back (idempotent): the units it returned, 0 when it held none. */
     async giveBack(region: string, sku: string, orderId: string): Promise<number> {
-      return (await redis.eval(giveBackScript, 1, keys.admission(region, sku), orderId)) as number;
+      return (await scripted.ofGiveBack(keys.admission(region, sku), orderId)) as number;
     },
 
     /** Follows the events of the SKUs that have a counter (the others are left alone), in one round trip. */
     async applyEvents(events: readonly InventoryEvent[]): Promise<void> {
       if (events.length === 0) return;
-      const pipeline = redis.pipeline();
+      const pipeline = withScripts(redis.pipeline());
       for (const e of events) {
-        pipeline.eval(
-          applyEventScript,
-          1,
+        pipeline.ofApplyInventoryEvent(
           keys.admission(e.region, e.sku),
           e.id,
           e.availableAfter,
@@ -214,9 +236,7 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
       seed: AdmissionSeed,
       options: { expiryMs: number; orphanAfterSeconds: number },
     ): Promise<void> {
-      await redis.eval(
-        seedScript,
-        1,
+      await scripted.ofSeedAdmission(
         keys.admission(region, sku),
         seed.available,
         seed.eventId,
@@ -250,7 +270,7 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
 
     /** One token for one order: null when admitted, else the milliseconds until a token is there. */
     async takeToken(): Promise<number | null> {
-      const [admitted, waitMs] = (await redis.eval(takeTokenScript, 1, keys.admissionGate)) as [number, number];
+      const [admitted, waitMs] = (await scripted.ofTakeToken(keys.admissionGate)) as [number, number];
       if (admitted === 1) return null;
       decisions?.inc({ outcome: 'checkout_busy' });
       return waitMs;
