@@ -64,7 +64,7 @@ describe('loadConfig', () => {
         purchaseLimit: 2,
         relayFallbackPollMs: 1_000,
         relayListenUrl: required.DATABASE_URL,
-        admission: { reseedEveryMs: 2_000, gateMinRate: 20, gateHeadroom: 1.2 },
+        admission: { reseedEveryMs: 2_000, gate: { minRate: 5, backlogSeconds: 2 } },
       },
       paymentGateway: { url: 'http://127.0.0.1:4001', timeoutMs: 10_000 },
       carrier: { url: 'http://127.0.0.1:4002', timeoutMs: 5_000 },

@@ -150,7 +150,7 @@ export type AdmissionSeed = {
   missing: readonly string[];
 };
 
-export type GateSettings = { ratePerSecond: number; burst: number; expiryMs: number };
+export type PublishedGate = { ratePerSecond: number; burst: number; expiryMs: number };
 
 // The scripts are defined as ioredis commands: sent once, then run by their SHA (EVALSHA, loaded again
 // after a NOSCRIPT), so a request to the door sends a few bytes, not the script.
@@ -235,8 +235,8 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
       sku: string,
       seed: AdmissionSeed,
       options: { expiryMs: number; orphanAfterSeconds: number },
-    ): Promise<void> {
-      await scripted.ofSeedAdmission(
+    ): Promise<number> {
+      return (await scripted.ofSeedAdmission(
         keys.admission(region, sku),
         seed.available,
         seed.eventId,
@@ -247,7 +247,7 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
         ...seed.done,
         '|',
         ...seed.missing,
-      );
+      )) as number;
     },
 
     /** The SKU is not hot any more: orders for it take the normal path again. */
@@ -255,8 +255,8 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
       await redis.del(keys.admission(region, sku));
     },
 
-    /** Opens (or re-tunes) the gate; it closes by itself `expiryMs` after the last call. */
-    async publishGate(settings: GateSettings): Promise<void> {
+    /** Closes the gate to a rate (or re-tunes it); it opens again by itself `expiryMs` after the last call. */
+    async publishGate(settings: PublishedGate): Promise<void> {
       await redis
         .multi()
         .hset(keys.admissionGate, 'rate', settings.ratePerSecond, 'burst', settings.burst)
@@ -264,6 +264,7 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
         .exec();
     },
 
+    /** No gate: every order is let through (the counters still answer sold_out). */
     async closeGate(): Promise<void> {
       await redis.del(keys.admissionGate);
     },

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { parseHotSku, type RedisKeys } from '../cache/keys.ts';
+import { decideGate, type GateSettings } from '../domain/admission-gate.ts';
 import { type DeclaredSale, decideHeat, type HeatThresholds, type HotSku, isSaleActive } from '../domain/heat.ts';
 import type { InventoryEvent } from '../domain/stock-movements.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -23,12 +24,10 @@ export type ControllerDeps = {
   admission: Admission;
 };
 export type AdmissionSettings = {
-  /** How often each hot SKU's admission counter is re-seeded from PostgreSQL (and the gate re-tuned). */
+  /** How often each hot SKU's admission counter is re-seeded from PostgreSQL (and the gate re-decided). */
   reseedEveryMs: number;
-  /** The gate admits at least this many orders per second, whatever the pipeline was measured at. */
-  gateMinRate: number;
-  /** The gate admits this multiple of the measured completion rate, so it can find out about more room. */
-  gateHeadroom: number;
+  /** The admission gate (domain/admission-gate.ts). */
+  gate: GateSettings;
 };
 export type ControllerSettings = HeatThresholds & { purchaseLimit: number; admission: AdmissionSettings };
 
@@ -49,6 +48,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
   const { redis, keys, log } = deps;
   const states = new Map<string, SkuState>();
   let sales: OpenSale[] = [];
+  let salesKnown = false;
   /** The hot hash fields of the SKUs that have an admission counter. */
   const counted = new Map<string, { region: string; sku: string }>();
   /** Order id → when an event showed it finishing: the pipeline's completion rate, for the gate. */
@@ -80,6 +80,9 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
   }
 
   function evaluate(state: SkuState, now: number): 'hot' | 'cool' | null {
+    // Until the declared sales are known, no decision: a SKU a previous controller held hot for its sale
+    // alone would cool at once (and lose its admission counter and purchase limits) only to turn hot again.
+    if (!salesKnown) return null;
     const before = state.heat;
     const decision = decideHeat(heatInput(state), now, settings, saleFor(state, now));
     state.heat = decision.heat;
@@ -156,8 +159,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
      * Outside the exclusive section: it reads PostgreSQL, and each seed is one snapshot on its own.
      */
     async syncAdmission(): Promise<void> {
-      const { reseedEveryMs, gateMinRate, gateHeadroom } = settings.admission;
-      const expiryMs = reseedEveryMs * 5;
+      const expiryMs = settings.admission.reseedEveryMs * 5;
       for (const [field, { region, sku }] of counted) {
         // A state forgotten since it cooled: its counter goes too.
         if (!states.has(field)) {
@@ -165,6 +167,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
           await deps.admission.drop(region, sku);
         }
       }
+      let backlog = 0;
       for (const [field, state] of states) {
         if (!state.heat.hot) {
           if (counted.delete(field)) await deps.admission.drop(state.region, state.sku);
@@ -173,27 +176,25 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
         const holders = await deps.admission.ticketHolders(state.region, state.sku);
         const seed = await readAdmissionSeed(deps.db, state.region, state.sku, holders);
         if (!seed) continue;
-        await deps.admission.seed(state.region, state.sku, seed, {
+        const held = await deps.admission.seed(state.region, state.sku, seed, {
           expiryMs,
           orphanAfterSeconds: ORPHAN_TICKET_SECONDS,
         });
+        backlog += held;
         if (!counted.has(field)) {
           counted.set(field, { region: state.region, sku: state.sku });
-          const left = seed.available - holders.length - seed.untracked;
+          const left = seed.available - held - seed.untracked;
           log.info(
             { sku: state.sku, region: state.region, available: seed.available, untracked: seed.untracked, left },
             'admission counter seeded',
           );
         }
       }
-      const completions = completionRate(Date.now());
-      if (counted.size === 0) {
-        metrics.gate(0, completions);
-        return deps.admission.closeGate();
-      }
-      const rate = Math.max(gateMinRate, completions * gateHeadroom);
-      metrics.gate(rate, completions);
-      await deps.admission.publishGate({ ratePerSecond: rate, burst: Math.max(rate * 2, 10), expiryMs });
+      const completionsPerSecond = completionRate(Date.now());
+      const gate = counted.size === 0 ? null : decideGate({ backlog, completionsPerSecond }, settings.admission.gate);
+      metrics.gate(gate?.ratePerSecond ?? 0, completionsPerSecond, backlog);
+      if (gate) await deps.admission.publishGate({ ...gate, expiryMs });
+      else await deps.admission.closeGate();
     },
 
     /** Picks up where a previous controller left: its hot SKUs stay hot until they cool down here. */
@@ -274,6 +275,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
       }
       await exclusive(async () => {
         sales = open;
+        salesKnown = true;
         for (const sale of open) {
           for (const sku of sale.skus) {
             const field = keys.hotSkuField(sale.region, sku);

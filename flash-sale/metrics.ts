@@ -38,7 +38,7 @@ export function createFlashSaleMetrics(registry: Registry, hotCount: () => numbe
   });
   const gateRate = new Gauge({
     name: 'orderflow_flash_sale_gate_rate',
-    help: 'Orders per second the admission gate lets through for hot SKUs (0: no gate, nothing is hot)',
+    help: 'Orders per second the admission gate lets through for hot SKUs (0: the gate is open)',
     registers: [registry],
   });
   const completionRate = new Gauge({
@@ -46,10 +46,16 @@ export function createFlashSaleMetrics(registry: Registry, hotCount: () => numbe
     help: 'Orders per second the pipeline finished (shipped, or released after a failure) over the last 5 s',
     registers: [registry],
   });
+  const backlog = new Gauge({
+    name: 'orderflow_flash_sale_admitted_backlog',
+    help: 'Units of hot SKUs admitted at the door and not reserved yet',
+    registers: [registry],
+  });
   return {
-    gate: (rate: number, completions: number) => {
+    gate: (rate: number, completions: number, admittedBacklog: number) => {
       gateRate.set(rate);
       completionRate.set(completions);
+      backlog.set(admittedBacklog);
     },
     event: (kind: StockMovementKind, outcome: 'applied' | 'ignored') => events.inc({ kind, outcome }),
     decision: (direction: 'hot' | 'cool', reasons: readonly HeatReason[]) => {

@@ -53,6 +53,10 @@ export async function startFlashSaleController(
   const controller = createController({ ...deps, keys, admission: admission(deps.redis, keys) }, settings, metrics);
 
   await controller.loadHotSkus();
+  // The declared sales first: the controller decides nothing until it knows them (see controller.ts).
+  await controller.refreshSales().catch((error) => {
+    log.warn({ err: (error as Error).message }, 'declared sales not loaded yet; decisions wait for them');
+  });
   await controller.handleEvents(
     await readRecentEvents(deps.redis, keys.inventoryEvents, Date.now() - settings.rateWindowMs),
   );

@@ -49,17 +49,17 @@ async function startController(overrides: Partial<FlashSaleSettings> = {}) {
     refreshSalesEveryMs: 50,
     relay: { intervalMs: 20 },
     consumer: { blockMs: 50 },
-    admission: { reseedEveryMs: 100, gateMinRate: 100_000, gateHeadroom: 1 },
+    admission: { reseedEveryMs: 100, gate: { minRate: 100_000, backlogSeconds: 1 } },
     ...overrides,
   });
   running.push(controller);
   return controller;
 }
 
-async function declareSale(sku: string) {
+async function declareSale(sku: string, region = 'eu') {
   const sale = await createFlashSale(h.deps.db, {
     name: `door ${sku}`,
-    region: 'eu',
+    region,
     skus: [sku],
     startsAt: new Date(Date.now() - 1_000),
     endsAt: new Date(Date.now() + 3_600_000),
@@ -220,6 +220,48 @@ describe('the admission counter of a hot SKU', () => {
 });
 
 describe('the admission gate', () => {
+  it('closes to the completion rate while admitted orders pile up in front of the pipeline, and opens as they drain', async () => {
+    // A gate that closes at the first unit waiting (1 s of work at 0.01 orders/s is less than one unit).
+    await startController({ admission: { reseedEveryMs: 100, gate: { minRate: 0.01, backlogSeconds: 1 } } });
+    await declareSale('CHAINSAW-05', 'us');
+    await waitFor(
+      async () => (await h.deps.redis.hget(keys.admission('us', 'CHAINSAW-05'), 'available')) !== null,
+      'seeded',
+    );
+    expect(await h.deps.redis.exists(keys.admissionGate)).toBe(0);
+
+    // Two admitted orders that have not reserved yet (taken as the API takes them, not stored yet).
+    const waiting = ['00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b'];
+    for (const id of waiting)
+      expect((await h.deps.admission.admit('us', 'CHAINSAW-05', id, 1)).outcome).toBe('admitted');
+    // Closed at the completion rate, here the minimum once the orders of the tests before have left the
+    // 5 s window in which completions are counted.
+    const gate = await waitFor(async () => {
+      const g = await h.deps.redis.hgetall(keys.admissionGate);
+      return Number(g.rate) === 0.01 ? g : null;
+    }, 'the gate closes to the minimum rate');
+    expect(Number(gate.burst)).toBe(1);
+    // One order goes through on the burst; the next is told to come back in about 100 s (1 / 0.01 orders/s).
+    const buyUs = (customer: number) =>
+      h.placeOrder(
+        orderBody({ region: 'us', items: [{ sku: 'CHAINSAW-05', quantity: 1 }] }),
+        h.keys.customers[customer]!.apiKey,
+      );
+    const through = await buyUs(0);
+    expect(through.status).toBe(201);
+    const held = await buyUs(1);
+    expect(held.status).toBe(429);
+    expect(held.body.error.code).toBe('checkout_busy');
+    expect(Number(held.headers.get('retry-after'))).toBeGreaterThanOrEqual(90);
+
+    // The backlog drains (here: given back): the gate opens at the next re-seed.
+    for (const id of waiting) await h.deps.admission.giveBack('us', 'CHAINSAW-05', id);
+    await h.waitForTerminal(through.body.id);
+    await waitFor(async () => (await h.deps.redis.exists(keys.admissionGate)) === 0, 'the gate opens');
+    expect((await buyUs(1)).status).toBe(201);
+    await h.waitForQuiet();
+  });
+
   it('is one bucket shared by two API processes, refusing with 429 and Retry-After once empty', async () => {
     // A second API process: its own app, pools and Redis connections.
     const log = createLogger('silent', 'test');
