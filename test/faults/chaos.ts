@@ -3,6 +3,7 @@ import type { OrderQueues } from '../../queues/order-queues.ts';
 import { type StepName, stepNames } from '../../queues/order-workflow.ts';
 import type { Random } from '../../sandbox/faults.ts';
 import { type Db, sql } from '../../sql/database.ts';
+import { restockStock } from '../../sql/inventory.ts';
 import type { AppProcess, Processes } from './processes.ts';
 import type { PostgresServer, RedisServer } from './servers.ts';
 
@@ -16,12 +17,16 @@ export type FaultEvent =
   | { atMs: number; kind: 'pg-terminate' }
   | { atMs: number; kind: 'pg-restart' }
   | { atMs: number; kind: 'restock'; units: number }
+  | { atMs: number; kind: 'controller-kill'; downMs: number }
   | { atMs: number; kind: 'provider'; mode: ProviderMode; durationMs: number };
 export type FaultPlan = { kills: Kill[]; events: FaultEvent[] };
 
 export type KillRecord = { step: StepName; pid: number; atMs: number; foundRunning: boolean; cutInStep: boolean };
+export type ControllerKillRecord = { pid: number; atMs: number; downMs: number; replacement: number };
 export type FaultLog = {
   kills: KillRecord[];
+  /** The flash-sale controller killed (-9) and started again after `downMs`. */
+  controllerKills: ControllerKillRecord[];
   redisRestarts: number;
   pgRestarts: number;
   pgTerminations: number;
@@ -58,7 +63,10 @@ const RESTOCKED = [
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const between = (random: Random, from: number, to: number) => Math.round(from + random.next() * (to - from));
 
-export function planFaults(random: Random, options: { durationMs: number; kills: number }): FaultPlan {
+export function planFaults(
+  random: Random,
+  options: { durationMs: number; kills: number; controllerKills: number },
+): FaultPlan {
   const d = options.durationMs;
   const offset = Math.floor(random.next() * stepNames.length);
   const kills = Array.from({ length: options.kills }, (_, i) => ({
@@ -89,6 +97,11 @@ export function planFaults(random: Random, options: { durationMs: number; kills:
     { atMs: between(random, 0.6 * d, 0.75 * d), kind: 'pg-restart' },
     ...spread(random, 3, 0.1 * d, 0.9 * d).map((atMs): FaultEvent => ({ atMs, kind: 'pg-terminate' })),
     ...spread(random, 5, 0.1 * d, 0.95 * d).map((atMs): FaultEvent => ({ atMs, kind: 'restock', units: 4 })),
+    // Drawn last, so that the rest of a seed's plan is what it was before the controller took part. The
+    // last kill leaves time for the events its process left pending to be taken over (30 s idle).
+    ...spread(random, options.controllerKills, 0.1 * d, 0.8 * d).map(
+      (atMs): FaultEvent => ({ atMs, kind: 'controller-kill', downMs: between(random, 0, 2_000) }),
+    ),
   ];
   return { kills, events: events.sort((a, b) => a.atMs - b.atMs) };
 }
@@ -103,6 +116,7 @@ function spread(random: Random, count: number, from: number, to: number): number
 export async function runChaos(plan: FaultPlan, ctx: ChaosContext): Promise<FaultLog> {
   const log: FaultLog = {
     kills: [],
+    controllerKills: [],
     redisRestarts: 0,
     pgRestarts: 0,
     pgTerminations: 0,
@@ -129,14 +143,14 @@ export async function runChaos(plan: FaultPlan, ctx: ChaosContext): Promise<Faul
   })();
   const others = plan.events.map(async (event) => {
     await at(event.atMs);
-    await guarded(event.kind, () => injectEvent(ctx, event, log));
+    await guarded(event.kind, () => injectEvent(ctx, event, log, start));
   });
   await Promise.all([killing, ...others]);
   await setProviders(ctx.providers, calm);
   return log;
 }
 
-async function injectEvent(ctx: ChaosContext, event: FaultEvent, log: FaultLog): Promise<void> {
+async function injectEvent(ctx: ChaosContext, event: FaultEvent, log: FaultLog, start: number): Promise<void> {
   if (event.kind === 'redis-restart') {
     ctx.log(`restarting Redis (down for ${event.downMs} ms)`);
     await ctx.redis.restart(event.downMs);
@@ -145,6 +159,20 @@ async function injectEvent(ctx: ChaosContext, event: FaultEvent, log: FaultLog):
     ctx.log('restarting PostgreSQL (pg_ctl restart -m fast)');
     log.pgRestarts += 1;
     await ctx.postgres.restart();
+  } else if (event.kind === 'controller-kill') {
+    const target = ctx.processes.controller();
+    if (!target) throw new Error('no flash-sale controller alive to kill');
+    const atMs = Date.now();
+    ctx.processes.kill(target);
+    ctx.log(`kill -9 flash-sale controller ${target.pid}; restarting it in ${event.downMs} ms`);
+    await sleep(event.downMs);
+    const replacement = await ctx.processes.startController();
+    log.controllerKills.push({
+      pid: target.pid,
+      atMs: atMs - start,
+      downMs: event.downMs,
+      replacement: replacement.pid,
+    });
   } else if (event.kind === 'restock') {
     for (const { sku, region } of RESTOCKED) {
       await retryWhileDown(() => restock(ctx.db, sku, region, event.units));
@@ -188,7 +216,7 @@ async function killInsideStep(ctx: ChaosContext, kill: Kill): Promise<Omit<KillR
   }
   if (!target) throw new Error('no worker process alive to kill');
   await sleep(kill.delayMs);
-  ctx.processes.killWorker(target);
+  ctx.processes.kill(target);
   await ctx.processes.startWorker();
   const cutInStep = foundRunning && (await notCommitted(ctx.db, kill.step, orders));
   ctx.log(
@@ -227,11 +255,14 @@ async function notCommitted(db: Db, step: StepName, orderIds: string[]): Promise
   return done < orderIds.length;
 }
 
-/** A delivery: on_hand and available grow together, whatever is being reserved at that moment. */
+/**
+ * A delivery, as the admin API records it: on_hand and available grow together, whatever is being
+ * reserved at that moment, with its stock movement (the inventory event the controller and the admission
+ * counters follow) in the same transaction.
+ */
 async function restock(db: Db, sku: string, region: string, units: number): Promise<void> {
-  await db.query(sql.typeAlias('void')`
-    UPDATE inventory SET on_hand = on_hand + ${units}, available = available + ${units}, updated_at = now()
-    WHERE sku = ${sku} AND region = ${region}`);
+  const result = await db.transaction((tx) => restockStock(tx, { sku, region, quantity: units }));
+  if (result !== 'moved') throw new Error(`${sku}/${region} is not stocked`);
 }
 
 /** Drops every connection of the application (all but the suite's own, which has its own name). */

@@ -3,14 +3,16 @@ import { once } from 'node:events';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 
-// The system under test, as real processes: the sandbox providers, one API and the worker processes.
-// Each writes its output to a log file of its own under the run's directory.
+// The system under test, as real processes: the sandbox providers, one API, the worker processes and
+// the flash-sale controller (its outbox relay and stream consumer). Each writes its output to a log file
+// of its own under the run's directory.
 
 const root = join(import.meta.dirname, '..', '..');
 const entries = {
   sandbox: join(root, 'sandbox', 'server.ts'),
   api: join(root, 'api', 'server.ts'),
   worker: join(root, 'workers', 'main.ts'),
+  flashSale: join(root, 'flash-sale', 'main.ts'),
 };
 
 export type AppProcess = { name: string; child: ChildProcess; pid: number };
@@ -19,8 +21,11 @@ export type Processes = {
   /** The worker processes alive now, oldest first. */
   workers(): AppProcess[];
   startWorker(): Promise<AppProcess>;
-  /** kill -9, as a crash or an OOM kill would do it. */
-  killWorker(worker: AppProcess): void;
+  /** The flash-sale controller alive now (one per system), if any. */
+  controller(): AppProcess | undefined;
+  startController(): Promise<AppProcess>;
+  /** kill -9 (a worker or the controller), as a crash or an OOM kill would do it. */
+  kill(process: AppProcess): void;
   /** Processes that died without being killed by the suite: a crash is a finding. */
   unexpectedExits(): string[];
   stopAll(): Promise<void>;
@@ -34,6 +39,8 @@ export async function startProcesses(options: {
   sandboxEnv: Record<string, string>;
   workerCount: number;
   readyUrls: { api: string; gateway: string; carrier: string };
+  /** The flash-sale controller, when it is part of the system: `env` is added to the common one. */
+  controller?: { env: Record<string, string>; readyUrl: string };
 }): Promise<Processes> {
   await mkdir(options.logDir, { recursive: true });
   const all: AppProcess[] = [];
@@ -41,6 +48,7 @@ export async function startProcesses(options: {
   const exits: string[] = [];
   let stopping = false;
   let workerNumber = 0;
+  let controllerNumber = 0;
 
   async function launch(name: string, entry: string, env: Record<string, string>): Promise<AppProcess> {
     const log = await open(join(options.logDir, `${name}.log`), 'a');
@@ -63,6 +71,11 @@ export async function startProcesses(options: {
     workerNumber += 1;
     return launch(`worker-${workerNumber}`, entries.worker, options.env);
   }
+  async function startController(): Promise<AppProcess> {
+    if (!options.controller) throw new Error('this system has no flash-sale controller');
+    controllerNumber += 1;
+    return launch(`flash-sale-${controllerNumber}`, entries.flashSale, { ...options.env, ...options.controller.env });
+  }
   const alive = (p: AppProcess) => p.child.exitCode === null && p.child.signalCode === null;
 
   try {
@@ -72,6 +85,7 @@ export async function startProcesses(options: {
     const api = await launch('api', entries.api, options.env);
     await waitForHttp(`${options.readyUrls.api}/healthz`, api);
     for (let i = 0; i < options.workerCount; i++) await startWorker();
+    if (options.controller) await waitForHttp(`${options.controller.readyUrl}/healthz`, await startController());
   } catch (error) {
     stopping = true;
     for (const p of all.filter(alive)) p.child.kill('SIGKILL');
@@ -81,9 +95,11 @@ export async function startProcesses(options: {
   return {
     workers: () => all.filter((p) => p.name.startsWith('worker-') && alive(p)),
     startWorker,
-    killWorker(worker) {
-      killed.add(worker.pid);
-      worker.child.kill('SIGKILL');
+    controller: () => all.find((p) => p.name.startsWith('flash-sale-') && alive(p)),
+    startController,
+    kill(target) {
+      killed.add(target.pid);
+      target.child.kill('SIGKILL');
     },
     unexpectedExits: () => [...exits],
     async stopAll() {

@@ -1,13 +1,23 @@
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { CONSUMER_GROUP } from '../../flash-sale/start-flash-sale-controller.ts';
 import type { OrderQueues } from '../../queues/order-queues.ts';
 import { MAINTENANCE_QUEUE } from '../../queues/order-workflow.ts';
 import { type Db, sql } from '../../sql/database.ts';
 
-// Quiescence: no order in progress, no dead letter still being handled or waiting for its retry, and
-// no job left in any queue but the reconciler's own schedule. It must hold for a few polls in a row,
-// since a reconciler run or a late stalled job can start new work at any moment.
+// Quiescence: no order in progress, no dead letter still being handled or waiting for its retry, no
+// job left in any queue but the reconciler's own schedule, and the flash-sale controller caught up: every
+// stock movement published to the inventory stream, every entry delivered to its consumer group and
+// acknowledged (entries a killed controller left pending are taken over after 30 s). It must hold for a
+// few polls in a row, since a reconciler run or a late stalled job can start new work at any moment.
 
-export type QuietState = { nonTerminal: number; openDeadLetters: number; busyJobs: Record<string, number> };
+export type InventoryEventsState = { unpublished: number; undelivered: number; pending: number };
+export type QuietState = {
+  nonTerminal: number;
+  openDeadLetters: number;
+  busyJobs: Record<string, number>;
+  inventoryEvents: InventoryEventsState;
+};
 export type Quiescence = { reached: boolean; ms: number; last: QuietState | string };
 
 const POLL_MS = 1_000;
@@ -17,6 +27,9 @@ const PROGRESS_EVERY_MS = 5_000;
 export async function waitForQuiescence(options: {
   db: Db;
   queues: OrderQueues;
+  redis: Redis;
+  /** The inventory stream the controller's group reads. */
+  streamKey: string;
   timeoutMs: number;
   log: (message: string) => void;
 }): Promise<Quiescence> {
@@ -25,9 +38,7 @@ export async function waitForQuiescence(options: {
   let last: QuietState | string = 'not polled yet';
   let lastProgress = start;
   for (;;) {
-    last = await readState(options.db, options.queues).catch(
-      (error: unknown) => `unreadable: ${(error as Error).message}`,
-    );
+    last = await readState(options).catch((error: unknown) => `unreadable: ${(error as Error).message}`);
     const quiet = typeof last !== 'string' && isQuiet(last);
     quietPolls = quiet ? quietPolls + 1 : 0;
     if (quietPolls >= QUIET_POLLS) return { reached: true, ms: Date.now() - start - (QUIET_POLLS - 1) * POLL_MS, last };
@@ -41,16 +52,33 @@ export async function waitForQuiescence(options: {
 }
 
 function isQuiet(state: QuietState): boolean {
-  return state.nonTerminal === 0 && state.openDeadLetters === 0 && Object.keys(state.busyJobs).length === 0;
+  const events = state.inventoryEvents;
+  return (
+    state.nonTerminal === 0 &&
+    state.openDeadLetters === 0 &&
+    Object.keys(state.busyJobs).length === 0 &&
+    events.unpublished + events.undelivered + events.pending === 0
+  );
 }
 
 export function describe(state: QuietState | string): string {
   if (typeof state === 'string') return state;
   const jobs = Object.entries(state.busyJobs).map(([queue, n]) => `${queue} ${n}`);
-  return `${state.nonTerminal} orders in progress, ${state.openDeadLetters} open dead letters, busy jobs: ${jobs.join(', ') || 'none'}`;
+  const e = state.inventoryEvents;
+  return (
+    `${state.nonTerminal} orders in progress, ${state.openDeadLetters} open dead letters, busy jobs: ` +
+    `${jobs.join(', ') || 'none'}; inventory events: ${e.unpublished} unpublished, ${e.undelivered} ` +
+    `undelivered, ${e.pending} pending`
+  );
 }
 
-async function readState(db: Db, queues: OrderQueues): Promise<QuietState> {
+async function readState(options: {
+  db: Db;
+  queues: OrderQueues;
+  redis: Redis;
+  streamKey: string;
+}): Promise<QuietState> {
+  const { db, queues } = options;
   const nonTerminal = await db.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*)::int AS n FROM orders WHERE status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')`);
   const openDeadLetters = await db.oneFirst(sql.type(z.object({ n: z.number() }))`
@@ -68,5 +96,30 @@ async function readState(db: Db, queues: OrderQueues): Promise<QuietState> {
     }
     if (busy > 0) busyJobs[name] = busy;
   }
-  return { nonTerminal, openDeadLetters, busyJobs };
+  return { nonTerminal, openDeadLetters, busyJobs, inventoryEvents: await readInventoryEvents(options) };
+}
+
+/** The outbox and the controller's group: movements not yet on the stream, entries not yet handled. */
+async function readInventoryEvents(options: { db: Db; redis: Redis; streamKey: string }) {
+  const unpublished = await options.db.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM stock_movements WHERE published_at IS NULL`);
+  const stream = flat(await options.redis.xinfo('STREAM', options.streamKey));
+  const groups = ((await options.redis.xinfo('GROUPS', options.streamKey)) as unknown[][]).map(flat);
+  const group = groups.find((g) => g.name === CONSUMER_GROUP);
+  if (!group) throw new Error(`no consumer group ${CONSUMER_GROUP} on ${options.streamKey}`);
+  return {
+    unpublished,
+    // lag is null when Redis cannot tell (entries deleted); then only "some" or "none" is known.
+    undelivered:
+      typeof group.lag === 'number' ? group.lag : group['last-delivered-id'] === stream['last-generated-id'] ? 0 : 1,
+    pending: Number(group.pending),
+  };
+}
+
+/** XINFO's answers are flat [name, value, name, value, ...] lists. */
+function flat(reply: unknown): Record<string, unknown> {
+  const list = reply as unknown[];
+  const record: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < list.length; i += 2) record[String(list[i])] = list[i + 1];
+  return record;
 }

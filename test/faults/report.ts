@@ -4,6 +4,7 @@ import type { QuerySqlToken } from 'slonik';
 import { z } from 'zod';
 import { type Db, sql } from '../../sql/database.ts';
 import type { FaultLog } from './chaos.ts';
+import { describeHotSku, type HotSkuOutcome } from './flash-sale.ts';
 import type { Check } from './invariants.ts';
 import type { LoadResult } from './load.ts';
 import type { Quiescence } from './quiescence.ts';
@@ -20,11 +21,14 @@ export type RunResult = {
   parameters: Record<string, unknown>;
   load: Omit<LoadResult, 'accepted'> & { accepted: number };
   faults: FaultLog;
+  hotSku: HotSkuOutcome;
   pipeline: PipelineStats;
   quiescence: Quiescence;
   lost: number;
   doubleCaptures: number;
   conservationErrors: number;
+  /** Oversell findings: during the run and at the end. */
+  oversell: number;
   checks: Check[];
   unexpectedExits: string[];
   passed: boolean;
@@ -64,6 +68,9 @@ export function tableRows(r: RunResult): Array<[string, string]> {
   for (const k of faults.kills) killsByStep[k.step] = (killsByStep[k.step] ?? 0) + 1;
   const cut = faults.kills.filter((k) => k.cutInStep).length;
   const windows = faults.providerWindows;
+  const refusals: Record<string, number> = {};
+  for (const { code } of r.load.refused) refusals[code] = (refusals[code] ?? 0) + 1;
+  const down = faults.controllerKills.map((k) => `${(k.downMs / 1000).toFixed(1)} s`).join(', ');
   return [
     ['seed', String(r.seed)],
     ['orders submitted / accepted (201)', `${r.load.submitted} / ${r.load.accepted}`],
@@ -71,11 +78,14 @@ export function tableRows(r: RunResult): Array<[string, string]> {
       'orders completed / failed / cancelled',
       ['COMPLETED', 'FAILED', 'CANCELLED'].map((s) => pipeline.orders[s] ?? 0).join(' / '),
     ],
+    ['orders refused at the door (by code)', list(refusals)],
     ['API answers (retries included)', list(r.load.answers)],
+    ...describeHotSku(r.hotSku),
     [
       'worker kills (kill -9)',
       `${faults.kills.length} (${cut} cut an attempt of their step off): ${list(killsByStep)}`,
     ],
+    ['flash-sale controller kills (kill -9)', `${faults.controllerKills.length}, restarted after ${down || 'nothing'}`],
     ['Redis restarts', String(faults.redisRestarts)],
     [
       'PostgreSQL restarts / terminations',
@@ -92,6 +102,7 @@ export function tableRows(r: RunResult): Array<[string, string]> {
     ['lost orders', String(r.lost)],
     ['double captures', String(r.doubleCaptures)],
     ['conservation errors', String(r.conservationErrors)],
+    ['oversell', String(r.oversell)],
     ['time to quiescence', r.quiescence.reached ? `${(r.quiescence.ms / 1000).toFixed(1)} s` : 'NOT REACHED'],
     ['wall time', `${(r.wallMs / 1000).toFixed(1)} s`],
   ];

@@ -1,19 +1,23 @@
 import { rename, rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { redisKeys } from '../../cache/keys.ts';
 import { createOrderQueues, type OrderQueues } from '../../queues/order-queues.ts';
 import { createRedis } from '../../runtime/redis.ts';
 import { createRandom, randomSeed } from '../../sandbox/faults.ts';
 import { addPoisonJob, type FaultPlan, planFaults, runChaos } from './chaos.ts';
 import { failingOrderIds, gatherEvidence } from './evidence.ts';
+import { flashSaleChecks, HOT_SKU, readHotSkuOutcome, startFlashSale } from './flash-sale.ts';
 import { checkInvariants } from './invariants.ts';
 import { planOrders, runLoad } from './load.ts';
+import { checkOversell, watchOversell } from './oversell.ts';
 import { describe, waitForQuiescence } from './quiescence.ts';
 import { printReport, type RunResult, readPipelineStats, writeResult } from './report.ts';
-import { PIPELINE_ENV, QUEUE_PREFIX, type System, startSystem } from './system.ts';
+import { FLASH_SALE_ENV, PIPELINE_ENV, QUEUE_PREFIX, REDIS_NAMESPACE, type System, startSystem } from './system.ts';
 
-// The fault-injection suite (issue 3): the pipeline under load on private servers while workers are
-// killed, Redis and PostgreSQL restart and the providers misbehave; then SPEC §8 is checked.
-//   npm run test:faults                 full run (≥ 500 orders, ≥ 20 kills, about 3 to 4 minutes)
+// The fault-injection suite (issue 3): the pipeline under load on private servers while workers and the
+// flash-sale controller are killed, Redis and PostgreSQL restart and the providers misbehave, with one
+// SKU on a declared flash sale selling out meanwhile; then SPEC §8 and oversell 0 are checked.
+//   npm run test:faults                 full run (560 orders, 24 worker kills, 4 controller kills, ~2.5 min)
 //   npm run test:faults -- --quick      a short run (about 1.5 minutes)
 //   npm run test:faults -- --seed 42    replays the plan of a run (orders, fault times, kill targets)
 //   add --keep-logs to keep the processes' logs (they are always kept when the run fails)
@@ -30,15 +34,37 @@ const { values: args } = parseArgs({
 });
 const seed = args.seed === undefined ? randomSeed() : Number(args.seed);
 if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${args.seed}`);
+// The hot SKU's stock is about half of what the load asks of it, so it sells out about halfway through. Orders the door refuses (sold_out, checkout_busy) are
+// not accepted, so the size is counted in orders answered (201 or a refusal) and, lower, accepted.
 const size = args.quick
-  ? { orders: 150, durationMs: 30_000, kills: 8, minAccepted: 120, minKills: 6 }
-  : { orders: 560, durationMs: 85_000, kills: 24, minAccepted: 500, minKills: 20 };
+  ? {
+      orders: 150,
+      durationMs: 30_000,
+      kills: 8,
+      controllerKills: 2,
+      hotStock: 30,
+      minAnswered: 120,
+      minAccepted: 80,
+      minKills: 6,
+    }
+  : {
+      orders: 560,
+      durationMs: 85_000,
+      kills: 24,
+      controllerKills: 4,
+      hotStock: 100,
+      minAnswered: 500,
+      minAccepted: 350,
+      minKills: 20,
+    };
 if (args.orders) size.orders = Number(args.orders);
 if (args.duration) size.durationMs = Number(args.duration) * 1000;
 if (args.kills) size.kills = Number(args.kills);
 const WORKERS = 3;
 const POISON_ATTEMPTS = 4;
 const QUIESCENCE_TIMEOUT_MS = 180_000;
+/** The share of the orders that are for the hot SKU alone (the usual mix has it too). */
+const HOT_SHARE = 0.2;
 const root = `/tmp/orderflow-faults-${seed}`;
 
 const started = Date.now();
@@ -77,7 +103,11 @@ process.once('exit', () => {
 function describePlan(plan: FaultPlan): string {
   const at = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
   const events = plan.events.map((e) =>
-    e.kind === 'provider' ? `${at(e.atMs)} ${e.mode} window ${at(e.durationMs)}` : `${at(e.atMs)} ${e.kind}`,
+    e.kind === 'provider'
+      ? `${at(e.atMs)} ${e.mode} window ${at(e.durationMs)}`
+      : e.kind === 'controller-kill'
+        ? `${at(e.atMs)} controller-kill (down ${at(e.downMs)})`
+        : `${at(e.atMs)} ${e.kind}`,
   );
   return `${plan.kills.length} kills (${plan.kills.map((k) => `${at(k.atMs)} ${k.step}`).join(', ')}); ${events.join(', ')}`;
 }
@@ -89,12 +119,16 @@ async function main(): Promise<boolean> {
     root,
     seed,
     workers: WORKERS,
+    stock: [{ ...HOT_SKU, available: size.hotStock }],
     onStarted: (stop, kill) => {
       stops.push(stop);
       if (kill) kills.push(kill);
     },
   });
-  log(`PostgreSQL ${system.postgres.url}, Redis ${system.redis.url}, API ${system.urls.api}, ${WORKERS} workers`);
+  log(
+    `PostgreSQL ${system.postgres.url}, Redis ${system.redis.url}, API ${system.urls.api}, ${WORKERS} workers, ` +
+      `flash-sale controller ${system.urls.controller}`,
+  );
   const redis = createRedis(system.redis.url);
   redis.on('error', () => undefined); // the suite restarts this Redis on purpose
   const queues: OrderQueues = createOrderQueues(redis, QUEUE_PREFIX);
@@ -103,10 +137,29 @@ async function main(): Promise<boolean> {
     redis.disconnect();
   });
 
-  const orders = planOrders(createRandom(seed ^ 0x10ad), system.keys.customers, size.orders, seed);
-  const plan = planFaults(createRandom(seed ^ 0xc4a05), { durationMs: size.durationMs, kills: size.kills });
+  const keys = redisKeys(REDIS_NAMESPACE);
+
+  const orders = planOrders(createRandom(seed ^ 0x10ad), system.keys.customers, size.orders, seed, {
+    ...HOT_SKU,
+    share: HOT_SHARE,
+  });
+  const plan = planFaults(createRandom(seed ^ 0xc4a05), {
+    durationMs: size.durationMs,
+    kills: size.kills,
+    controllerKills: size.controllerKills,
+  });
   log(`plan: ${describePlan(plan)}`);
   await addPoisonJob(queues, POISON_ATTEMPTS);
+
+  const sale = await startFlashSale({
+    apiUrl: system.urls.api,
+    adminKey: system.keys.adminKey,
+    redis,
+    keys,
+    hot: HOT_SKU,
+    log,
+  });
+  const oversellWatch = watchOversell(system.db, system.initialStock, system.lastMovementBefore);
 
   const [load, faults] = await Promise.all([
     runLoad({
@@ -125,8 +178,19 @@ async function main(): Promise<boolean> {
       log,
     }),
   ]);
-  log(`load done: ${load.accepted.length} of ${load.submitted} accepted; faults stopped; waiting for quiescence`);
-  const quiescence = await waitForQuiescence({ db: system.db, queues, timeoutMs: QUIESCENCE_TIMEOUT_MS, log });
+  const heat = await sale.stopWatching();
+  log(
+    `load done: ${load.accepted.length} of ${load.submitted} accepted, ${load.refused.length} refused at the door; ` +
+      'faults stopped; waiting for quiescence',
+  );
+  const quiescence = await waitForQuiescence({
+    db: system.db,
+    queues,
+    redis,
+    streamKey: keys.inventoryEvents,
+    timeoutMs: QUIESCENCE_TIMEOUT_MS,
+    log,
+  });
   log(
     quiescence.reached
       ? `quiet after ${(quiescence.ms / 1000).toFixed(1)} s`
@@ -141,16 +205,46 @@ async function main(): Promise<boolean> {
     initialStock: system.initialStock,
     restocked: faults.restocked,
   });
-  const sized = load.accepted.length >= size.minAccepted && faults.kills.length >= size.minKills;
+  const oversell = await checkOversell(
+    system.db,
+    system.initialStock,
+    system.lastMovementBefore,
+    await oversellWatch.stop(),
+  );
+  const hotSku = await readHotSkuOutcome({
+    db: system.db,
+    hot: HOT_SKU,
+    stock: size.hotStock,
+    flashSaleId: sale.id,
+    becameHot: sale.becameHot,
+    watch: heat,
+    orders,
+    load,
+  });
+  const answered = load.accepted.length + load.refused.length;
+  const sized =
+    answered >= size.minAnswered &&
+    load.accepted.length >= size.minAccepted &&
+    faults.kills.length >= size.minKills &&
+    faults.controllerKills.length >= size.controllerKills;
   const checks = [
     ...invariants.checks,
+    oversell,
+    ...flashSaleChecks(hotSku),
     {
-      name: `the run reached its size (>= ${size.minAccepted} orders accepted, >= ${size.minKills} kills)`,
+      name:
+        `the run reached its size (>= ${size.minAnswered} orders answered 201 or refused at the door, ` +
+        `>= ${size.minAccepted} accepted, >= ${size.minKills} worker kills, ${size.controllerKills} controller kills)`,
       failures: sized ? 0 : 1,
-      examples: sized ? [] : [`${load.accepted.length} accepted, ${faults.kills.length} kills`],
+      examples: sized
+        ? []
+        : [
+            `${answered} answered, ${load.accepted.length} accepted, ${faults.kills.length} worker kills, ` +
+              `${faults.controllerKills.length} controller kills`,
+          ],
     },
     {
-      name: 'the system went quiet (every order terminal, every queue empty)',
+      name: 'the system went quiet (every order terminal, every queue empty, every inventory event handled)',
       failures: quiescence.reached ? 0 : 1,
       examples: quiescence.reached ? [] : [describe(quiescence.last)],
     },
@@ -161,9 +255,20 @@ async function main(): Promise<boolean> {
     command: `npm run test:faults -- --seed ${seed}${args.quick ? ' --quick' : ''}`,
     date: new Date().toISOString(),
     wallMs: Date.now() - started,
-    parameters: { ...size, workers: WORKERS, poisonAttempts: POISON_ATTEMPTS, env: PIPELINE_ENV, plan },
+    parameters: {
+      ...size,
+      hotShare: HOT_SHARE,
+      workers: WORKERS,
+      poisonAttempts: POISON_ATTEMPTS,
+      env: PIPELINE_ENV,
+      flashSaleEnv: FLASH_SALE_ENV,
+      hotSku: HOT_SKU,
+      plan,
+    },
     load: { ...load, accepted: load.accepted.length },
     faults,
+    hotSku,
+    oversell: oversell.failures,
     pipeline: await readPipelineStats(system.db),
     quiescence,
     lost: invariants.lost,

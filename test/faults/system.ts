@@ -1,30 +1,42 @@
 import { once } from 'node:events';
 import { type AddressInfo, createServer } from 'node:net';
+import { z } from 'zod';
 import { type DemoKeys, seedDemo } from '../../scripts/seed.ts';
-import { createDatabase, type Db } from '../../sql/database.ts';
+import { createDatabase, type Db, sql } from '../../sql/database.ts';
 import { setAvailable } from '../../sql/inventory.ts';
 import { migrate } from '../../sql/migrate.ts';
 import { readStock, type StockRow } from './invariants.ts';
 import { type Processes, startProcesses } from './processes.ts';
 import { type PostgresServer, type RedisServer, startPostgres, startRedis } from './servers.ts';
 
-// The whole system on private servers and ports: PostgreSQL, Redis, the sandbox, one API and the
-// workers, configured with short timeouts so that the injected faults bite.
+// The whole system on private servers and ports: PostgreSQL, Redis, the sandbox, one API, the workers
+// and the flash-sale controller, configured with short timeouts so that the injected faults bite.
 
 /** Free ports, asked of the kernel: runs never collide, with each other or with anything else. */
 async function choosePorts() {
   const servers = await Promise.all(
-    [0, 1, 2, 3, 4].map(async () => {
+    [0, 1, 2, 3, 4, 5].map(async () => {
       const server = createServer().listen(0, '127.0.0.1');
       await once(server, 'listening');
       return server;
     }),
   );
-  const [postgres, redis, api, gateway, carrier] = servers.map((server) => (server.address() as AddressInfo).port);
+  const [postgres, redis, api, gateway, carrier, controller] = servers.map(
+    (server) => (server.address() as AddressInfo).port,
+  );
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return { postgres: postgres!, redis: redis!, api: api!, gateway: gateway!, carrier: carrier! };
+  return {
+    postgres: postgres!,
+    redis: redis!,
+    api: api!,
+    gateway: gateway!,
+    carrier: carrier!,
+    controller: controller!,
+  };
 }
 export const QUEUE_PREFIX = '{faults}';
+/** Names the Redis keys outside the queues (hot SKU hash, inventory stream, cache, admission counters). */
+export const REDIS_NAMESPACE = 'faults';
 
 /**
  * RECONCILE_STUCK_AFTER_MS must exceed the longest quiet spell of an order that is still being worked
@@ -46,8 +58,26 @@ export const PIPELINE_ENV = {
   LOG_LEVEL: 'warn',
 };
 
+/**
+ * The flash-sale controller's thresholds. The suite makes one SKU hot on purpose (a declared sale, see
+ * flash-sale.ts); the sales-rate trigger is off, since the steady load would make every popular SKU hot,
+ * and the low-stock one fires only at 0, so the limited SKUs keep racing for their last units in the
+ * pipeline and turn hot once sold out. Three customers share the whole load: a per-customer purchase
+ * limit would refuse most orders of a hot SKU, so it is out of the way. The cool-down is short enough to
+ * happen within the run (restocked SKUs). The admission gate closes when admitted orders pile up in
+ * front of the pipeline (a stall: workers killed, PostgreSQL restarting), down to 1 order/s.
+ */
+export const FLASH_SALE_ENV = {
+  FLASH_SALE_HOT_RATE_PER_MIN: '0',
+  FLASH_SALE_HOT_STOCK: '0',
+  FLASH_SALE_COOL_DOWN_MS: '5000',
+  FLASH_SALE_PURCHASE_LIMIT: '1000',
+  FLASH_SALE_GATE_MIN_RATE: '1',
+};
+
 // Limited stock where orders race for the last units (out_of_stock at check or at reserve, releases),
-// none at all for VAGABOND-VIZBIG-01 in eu (retried once, then parked), plenty for the rest.
+// none at all for VAGABOND-VIZBIG-01 in eu (retried once, then parked), plenty for the rest; the run's
+// hot SKU gets its own stock (`stock` below).
 const STOCK: Record<string, Record<string, number>> = {
   eu: {
     'BERSERK-41': 100_000,
@@ -66,8 +96,10 @@ export type System = {
   db: Db;
   keys: DemoKeys;
   initialStock: StockRow[];
+  /** The last stock movement before the run: the ones after it are the run's. */
+  lastMovementBefore: number;
   processes: Processes;
-  urls: { api: string; gateway: string; carrier: string };
+  urls: { api: string; gateway: string; carrier: string; controller: string };
 };
 
 /** Starts everything; `onStarted` receives each part as soon as it exists, so that it can be cleaned up. */
@@ -75,6 +107,8 @@ export async function startSystem(options: {
   root: string;
   seed: number;
   workers: number;
+  /** Stock that replaces the defaults above, such as the hot SKU's. */
+  stock: Array<{ sku: string; region: string; available: number }>;
   onStarted: (stop: () => Promise<void>, kill?: () => void) => void;
 }): Promise<System> {
   const PORTS = await choosePorts();
@@ -93,19 +127,27 @@ export async function startSystem(options: {
   });
   options.onStarted(() => db.end());
   for (const [region, levels] of Object.entries(STOCK)) {
-    for (const [sku, available] of Object.entries(levels)) await setAvailable(db, sku, region, available);
+    for (const [sku, available] of Object.entries(levels)) {
+      if (!options.stock.some((s) => s.sku === sku && s.region === region))
+        await setAvailable(db, sku, region, available);
+    }
   }
+  for (const { sku, region, available } of options.stock) await setAvailable(db, sku, region, available);
   const initialStock = await readStock(db);
+  const lastMovementBefore = await db.oneFirst(sql.type(z.object({ id: z.number() }))`
+    SELECT coalesce(max(id), 0)::int AS id FROM stock_movements`);
 
   const urls = {
     api: `http://127.0.0.1:${PORTS.api}`,
     gateway: `http://127.0.0.1:${PORTS.gateway}`,
     carrier: `http://127.0.0.1:${PORTS.carrier}`,
+    controller: `http://127.0.0.1:${PORTS.controller}`,
   };
   const processes = await startProcesses({
     logDir: `${options.root}/logs`,
     workerCount: options.workers,
-    readyUrls: urls,
+    readyUrls: { api: urls.api, gateway: urls.gateway, carrier: urls.carrier },
+    controller: { env: { FLASH_SALE_PORT: String(PORTS.controller) }, readyUrl: urls.controller },
     sandboxEnv: {
       SANDBOX_HOST: '127.0.0.1',
       SANDBOX_GATEWAY_PORT: String(PORTS.gateway),
@@ -114,6 +156,8 @@ export async function startSystem(options: {
     },
     env: {
       ...PIPELINE_ENV,
+      ...FLASH_SALE_ENV,
+      REDIS_NAMESPACE,
       DATABASE_URL: postgres.url,
       REDIS_URL: redis.url,
       QUEUE_PREFIX,
@@ -124,5 +168,5 @@ export async function startSystem(options: {
     },
   });
   options.onStarted(processes.stopAll, processes.killAllNow);
-  return { postgres, redis, db, keys, initialStock, processes, urls };
+  return { postgres, redis, db, keys, initialStock, lastMovementBefore, processes, urls };
 }
