@@ -10,12 +10,7 @@ import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { findCustomerEmail, findSellableItems } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
-import {
-  claimIdempotencyKey,
-  completeIdempotencyKey,
-  idempotencyKeyExists,
-  releaseIdempotencyKey,
-} from '../sql/idempotency-keys.ts';
+import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
 import { insertOrder, lockCustomerSku, type OrderSnapshot, unitsOrderedSince } from '../sql/orders.ts';
 import type { Caller } from './auth.ts';
 import type { OrderRequest } from './order-request.ts';
@@ -57,11 +52,12 @@ export async function placeOrder(
   const hot = await hotLines(deps, request);
   const keyRef = idempotencyKey ? { apiKeyId: caller.apiKeyId, key: idempotencyKey } : undefined;
   const id = randomUUID();
-  // A flash sale's door comes first, so a sold-out answer writes nothing and reads PostgreSQL at most
-  // once: a key seen before (a retry) is claimed first instead, so that the retry of an order that was
-  // accepted replays its answer, sold out or not.
-  const doorFirst = !keyRef || (hot.length > 0 && !(await idempotencyKeyExists(deps.db, keyRef)));
-  let tickets: Ticket[] = doorFirst ? await admitAtTheDoor(deps, id, request.region, hot) : [];
+  // A flash sale's door comes first, so a sold-out answer costs PostgreSQL nothing. A request whose
+  // Idempotency-Key was admitted before is a retry: its key is claimed first, so it replays its first
+  // answer, sold out or not, and only a request that the claim lets through meets the door again.
+  const keyMark = keyRef ? `${keyRef.apiKeyId}:${keyRef.key}` : '';
+  const door = await admitAtTheDoor(deps, id, request.region, hot, keyMark);
+  let tickets = door.tickets;
   let claimed = false;
   try {
     const priced = await priceFromCatalog(deps.db, request);
@@ -85,7 +81,7 @@ export async function placeOrder(
         );
       }
       claimed = true;
-      if (!doorFirst) tickets = await admitAtTheDoor(deps, id, request.region, hot);
+      if (door.retry) tickets = (await admitAtTheDoor(deps, id, request.region, hot, '')).tickets;
     }
     const body: OrderAccepted = {
       id,
@@ -190,13 +186,18 @@ async function admitAtTheDoor(
   orderId: string,
   region: string,
   hot: ReadonlyArray<{ hot: HotSku; quantity: number }>,
-): Promise<Ticket[]> {
-  if (hot.length === 0) return [];
+  keyMark: string,
+): Promise<{ tickets: Ticket[]; retry: boolean }> {
+  if (hot.length === 0) return { tickets: [], retry: false };
   const tickets: Ticket[] = [];
   try {
     for (const { hot: sku, quantity } of hot) {
-      const answer = await deps.admission.admit(region, sku.sku, orderId, quantity);
+      const answer = await deps.admission.admit(region, sku.sku, orderId, quantity, keyMark);
       if (answer.outcome === 'untracked') continue;
+      if (answer.outcome === 'retry') {
+        await giveBack(deps, tickets);
+        return { tickets: [], retry: true };
+      }
       if (answer.outcome === 'sold_out') {
         throw new BusinessError(
           'sold_out',
@@ -220,13 +221,13 @@ async function admitAtTheDoor(
         },
       );
     }
-    return tickets;
+    return { tickets, retry: false };
   } catch (error) {
     await giveBack(deps, tickets);
     if (error instanceof AppError) throw error;
     // Redis failed: the sale's door is open, as it is without a hot list (PostgreSQL still decides).
     deps.log.warn({ orderId, err: (error as Error).message }, 'admission unavailable (Redis); order admitted');
-    return [];
+    return { tickets: [], retry: false };
   }
 }
 

@@ -13,6 +13,9 @@ import type { InventoryEvent } from '../domain/stock-movements.ts';
 //   untracked  units of orders in flight before their reservation that hold no ticket (placed before the
 //              SKU turned hot), as of the last seed
 //   t:<order>  a ticket: "<units>:<admitted at, Redis time in s>"
+//   k:<mark>   an Idempotency-Key an order was admitted under ("<api key id>:<key>") → the order id: a
+//              request that comes again with it is a retry, which must replay the first answer, not be
+//              told sold_out (so it goes the way of every retry: its key is claimed in PostgreSQL first)
 // A reservation turns a ticket into a drop of `available` (same event); a failed or cancelled order
 // gives its ticket back; a release or restock raises `available`. Every few seconds the controller
 // re-seeds the whole hash from one PostgreSQL snapshot, which corrects any drift. PostgreSQL still decides
@@ -26,7 +29,10 @@ import type { InventoryEvent } from '../domain/stock-movements.ts';
 //
 // Every script reads the time from Redis (TIME), so all API processes share one clock.
 
-/** Takes a ticket: ['admitted' | 'sold_out' | 'untracked', units left, restock date or ''] */
+/**
+ * Takes a ticket: ['admitted' | 'sold_out' | 'untracked' | 'retry', units left, restock date or ''].
+ * ARGV: order id, units, Idempotency-Key mark ('' without a key).
+ */
 const admitScript = `
 local f = redis.call('HMGET', KEYS[1], 'available', 'held', 'untracked', 'restockDate')
 local available, held, untracked = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
@@ -35,10 +41,12 @@ local restock = f[4] or ''
 local left = available - held - untracked
 local ticket = 't:' .. ARGV[1]
 if redis.call('HEXISTS', KEYS[1], ticket) == 1 then return {'admitted', tostring(left), restock} end
+if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[1], 'k:' .. ARGV[3]) == 1 then return {'retry', tostring(left), restock} end
 local units = tonumber(ARGV[2])
 if left < units then return {'sold_out', tostring(math.max(left, 0)), restock} end
 local now = redis.call('TIME')
 redis.call('HSET', KEYS[1], ticket, units .. ':' .. now[1], 'held', held + units)
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'k:' .. ARGV[3], ARGV[1]) end
 return {'admitted', tostring(left - units), restock}
 `;
 
@@ -137,7 +145,9 @@ export type AdmitAnswer =
   | { outcome: 'admitted'; left: number }
   | { outcome: 'sold_out'; left: number; restockDate: string | null }
   /** No counter for this SKU: not hot, not seeded yet, or unreadable until the next seed. */
-  | { outcome: 'untracked' };
+  | { outcome: 'untracked' }
+  /** An order was admitted under this Idempotency-Key before: the request is a retry. */
+  | { outcome: 'retry' };
 
 export type AdmissionSeed = {
   available: number;
@@ -181,7 +191,7 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
   const decisions = registry
     ? new Counter({
         name: 'orderflow_admission_decisions_total',
-        help: 'Hot-SKU order lines at the door, by outcome (admitted, sold_out, untracked: no counter), and orders refused by the gate (checkout_busy)',
+        help: 'Hot-SKU order lines at the door, by outcome (admitted, sold_out, untracked: no counter, retry: an Idempotency-Key admitted before), and orders refused by the gate (checkout_busy)',
         labelNames: ['outcome'] as const,
         registers: [registry],
       })
@@ -189,14 +199,16 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
   defineScripts(redis);
   const scripted = withScripts(redis);
   return {
-    async admit(region: string, sku: string, orderId: string, units: number): Promise<AdmitAnswer> {
-      const [outcome, left, restock] = (await scripted.ofAdmit(keys.admission(region, sku), orderId, units)) as [
-        AdmitAnswer['outcome'],
-        string,
-        string,
-      ];
+    /** `keyMark`: the request's Idempotency-Key with its API key's id, to recognise a retry (see above). */
+    async admit(region: string, sku: string, orderId: string, units: number, keyMark = ''): Promise<AdmitAnswer> {
+      const [outcome, left, restock] = (await scripted.ofAdmit(
+        keys.admission(region, sku),
+        orderId,
+        units,
+        keyMark,
+      )) as [AdmitAnswer['outcome'], string, string];
       decisions?.inc({ outcome });
-      if (outcome === 'untracked') return { outcome };
+      if (outcome === 'untracked' || outcome === 'retry') return { outcome };
       if (outcome === 'admitted') return { outcome, left: Number(left) };
       return { outcome, left: Number(left), restockDate: restock === '' ? null : restock };
     },

@@ -43,12 +43,6 @@ export async function claimIdempotencyKey(
   return { state: 'replay', status: row.response_status ?? 200, body: row.response_body };
 }
 
-/** Whether a key has been claimed (in flight) or answered: a read, no lock and no write. */
-export async function idempotencyKeyExists(db: Db, k: { apiKeyId: number; key: string }): Promise<boolean> {
-  return db.exists(sql.typeAlias('void')`
-    SELECT 1 FROM idempotency_keys WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key}`);
-}
-
 /** Stores the response, in the same transaction as the work it describes. */
 export async function completeIdempotencyKey(
   tx: Tx,
