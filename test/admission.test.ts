@@ -154,16 +154,41 @@ describe('the admission counter of a hot SKU', () => {
     expect((await h.waitForTerminal(declined.body.id)).status).toBe('FAILED');
     await waitFor(async () => (await left(sku)) === 2, 'the failed order’s units are back');
 
-    // Cancelled, wherever it was: before its reservation the ticket comes back, after it the release.
-    const cancelled = await buy(sku, 1, 2);
-    expect(cancelled.status).toBe(201);
-    expect((await buy(sku, 2)).status).toBe(409);
-    const cancel = await h.request('POST', `/orders/${cancelled.body.id}/cancel`, { key: h.keys.customers[1]!.apiKey });
-    expect([200, 409]).toContain(cancel.status);
-    if (cancel.status === 200) {
-      await waitFor(async () => (await left(sku)) === 2, 'the cancelled order’s units are back');
-      expect((await buy(sku, 2)).status).toBe(201);
+    // Cancelled before its reservation (held at the gateway): its ticket comes back.
+    const status = async (id: string) => (await h.request('GET', `/orders/${id}`, { key: h.adminKey })).body.status;
+    const cancelAndGetBack = async (customer: number) => {
+      const placed = await buy(sku, customer, 2);
+      expect(placed.status).toBe(201);
+      expect((await buy(sku, (customer + 1) % 3)).status).toBe(409);
+      return placed.body.id as string;
+    };
+    h.sandbox.gateway.settings.latencyMs = 5_000;
+    try {
+      const early = await cancelAndGetBack(1);
+      // INVENTORY_CHECK: the stock was checked, the authorization is held at the gateway.
+      await waitFor(async () => (await status(early)) === 'INVENTORY_CHECK' || null, 'held at the gateway');
+      const cancel = await h.request('POST', `/orders/${early}/cancel`, { key: h.keys.customers[1]!.apiKey });
+      expect(cancel.status).toBe(200);
+      await waitFor(async () => (await left(sku)) === 2, 'the units of the order cancelled early are back');
+    } finally {
+      h.sandbox.gateway.settings.latencyMs = 0;
     }
+
+    // Cancelled after its reservation (held at the carrier): its release brings the units back.
+    h.sandbox.carrier.settings.latencyMs = 5_000;
+    try {
+      const late = await cancelAndGetBack(2);
+      await waitFor(
+        async () => (await status(late)) === 'RESERVED' || null,
+        'reserved; the label is held at the carrier',
+      );
+      const cancel = await h.request('POST', `/orders/${late}/cancel`, { key: h.keys.customers[2]!.apiKey });
+      expect(cancel.status).toBe(200);
+      await waitFor(async () => (await left(sku)) === 2, 'the units of the order cancelled late are back');
+    } finally {
+      h.sandbox.carrier.settings.latencyMs = 0;
+    }
+    expect((await buy(sku, 0)).status).toBe(201);
     await h.waitForQuiet();
   });
 
