@@ -95,7 +95,7 @@ export async function connectWhenReady(config: Config, log: Logger): Promise<Db>
     // slonik's createPool connects at once, so it fails like the ping does while PostgreSQL starts up.
     let db: Db | undefined;
     try {
-      db = await createDatabase(config.db);
+      db = await createDatabase(config.db, log);
       await pingDatabase(db);
       return db;
     } catch (error) {

@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createPgDriverFactory } from '@slonik/pg-driver';
 import pg from 'pg';
 import {
   BackendTerminatedError,
@@ -9,6 +11,7 @@ import {
   createSqlTag,
   type DatabasePool,
   type DatabaseTransactionConnection,
+  type DriverFactory,
   ForeignKeyIntegrityConstraintViolationError,
   IntegrityConstraintViolationError,
   type Interceptor,
@@ -136,8 +139,49 @@ function rejectedData(error: unknown): DataRejectedError | null {
   return null;
 }
 
-export async function createDatabase(config: Config['db']): Promise<Db> {
+/** Where the pool reports connections that PostgreSQL ended: the process's logger. */
+export type DatabaseLog = { warn(details: Record<string, unknown>, message: string): void };
+
+const nodeWarnings: DatabaseLog = {
+  warn: (details, message) => process.emitWarning(`${message} ${JSON.stringify(details)}`, 'DatabaseWarning'),
+};
+
+// pg throws at the process an 'error' event nobody listens for, and PostgreSQL ending a connection (a
+// fast shutdown, pg_terminate_backend) emits one. Slonik's pg driver leaves nobody listening twice:
+// - to the client its setup (in createPool) opens to look up type oids: ended between the look-up and
+//   its close, it crashed workers starting during a restart. No slonik option reaches that client, so
+//   pg clients that connect during the setup get a listener here;
+// - to a pooled client whose end() outlasts gracefulTerminationTimeout: slonik stops listening, while
+//   the driver still passes the client's errors on.
+const typeLookup = new AsyncLocalStorage<(error: Error) => void>();
+const connect = pg.Client.prototype.connect;
+pg.Client.prototype.connect = function (this: pg.Client, ...args: unknown[]) {
+  const onError = typeLookup.getStore();
+  if (onError) this.on('error', onError);
+  return Reflect.apply(connect, this, args);
+} as typeof connect;
+
+function pgDriverFactory(log: DatabaseLog): DriverFactory {
+  const driverFactory = createPgDriverFactory();
+  const onError = (error: Error) => {
+    const cause = error.cause instanceof Error ? error.cause : error;
+    log.warn({ err: cause.message, code: (cause as { code?: unknown }).code }, 'database connection lost');
+  };
+  return async (input) => {
+    const driver = await typeLookup.run(onError, () => driverFactory(input));
+    return {
+      createClient: async () => {
+        const client = await driver.createClient();
+        client.on('error', onError);
+        return client;
+      },
+    };
+  };
+}
+
+export async function createDatabase(config: Config['db'], log: DatabaseLog = nodeWarnings): Promise<Db> {
   const pool = await createPool(config.url, {
+    driverFactory: pgDriverFactory(log),
     maxPoolSize: config.poolSize,
     statementTimeout: config.statementTimeoutMs,
     connectionTimeout: 5_000,

@@ -16,6 +16,12 @@ export async function listMigrations(): Promise<string[]> {
 
 export async function migrate(databaseUrl: string): Promise<{ applied: string[] }> {
   const client = new pg.Client({ connectionString: databaseUrl });
+  // PostgreSQL ending the connection between two queries (a restart) is an 'error' event, which pg
+  // throws at the process when nobody listens; the next query then fails, only "not queryable".
+  let lost: Error | undefined;
+  client.on('error', (error) => {
+    lost ??= error;
+  });
   await client.connect();
   const applied: string[] = [];
   try {
@@ -40,6 +46,8 @@ export async function migrate(databaseUrl: string): Promise<{ applied: string[] 
       }
       applied.push(version);
     }
+  } catch (error) {
+    throw lost ? new Error(`PostgreSQL ended the migration connection: ${lost.message}`, { cause: lost }) : error;
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [LOCK_ID]).catch(() => {});
     await client.end();
