@@ -1,11 +1,11 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { requestId } from 'hono/request-id';
 import { AppError } from '../domain/errors.ts';
 import type { Deps } from '../runtime/deps.ts';
 import { findApiKey } from '../sql/api-keys.ts';
-import { isBullBoardPath, mountBullBoard } from './admin.ts';
+import { BULL_BOARD_PATH, isBullBoardPath, mountBullBoard } from './admin.ts';
 import { adminInventoryRoutes } from './admin-inventory.ts';
 import { cacheKeyLookups } from './api-key-cache.ts';
 import { type AuthEnv, apiKeyAuth, type Caller } from './auth.ts';
@@ -91,7 +91,19 @@ export function createApp(deps: AppDeps) {
   });
   app.route('/admin/dead-letters', deadLetterRoutes(deps));
   app.route('/admin', adminInventoryRoutes(deps));
-  mountBullBoard(app as never, Object.values(deps.queues.queues));
+  // Bull Board's routes are more than Hono's RegExpRouter takes: mounted on the API itself, they made it
+  // match every request, cache hits included, with the slower TrieRouter. It gets an app of its own,
+  // reached through the admin check above; its answers keep the API's headers (the request id).
+  const board = new Hono();
+  mountBullBoard(board as never, Object.values(deps.queues.queues));
+  board.notFound(notFound);
+  board.onError(createErrorHandler(deps.log));
+  const toBoard = async (c: Context) => {
+    const answer = await board.fetch(c.req.raw);
+    return c.newResponse(answer.body, answer);
+  };
+  app.all(BULL_BOARD_PATH, toBoard);
+  app.all(`${BULL_BOARD_PATH}/*`, toBoard);
 
   app.notFound(notFound);
   app.onError(createErrorHandler(deps.log));

@@ -52,7 +52,7 @@ export function readRoutes(deps: ReadDeps) {
         () => listRecentOrders(deps.db, customerId, FIRST_PAGE),
       );
       orders = page.value.slice(0, query.limit);
-      freshness = { asOf: new Date(page.asOf).toISOString(), ageMs: page.ageMs, source: page.source };
+      freshness = { asOf: page.asOfIso, ageMs: page.ageMs, source: page.source };
     }
     const last = orders.at(-1);
     return c.json({
@@ -96,15 +96,15 @@ const stockQuery = z.strictObject({
 function orderAnswer(read: OrderRead): string {
   let fields = '';
   let freshness = '';
-  const staleFields: OrderFieldGroup[] = [];
+  let staleFields = '';
   for (const group of orderGroups) {
-    const { json, asOf, ageMs, source } = read[group];
+    const { json, asOfIso, ageMs, source } = read[group];
     if (json.charCodeAt(0) !== 123) throw new Error(`The ${group} fields of an order are not a JSON object`);
     if (json.length > 2) fields += `${fields ? ',' : ''}${json.slice(1, -1)}`;
-    freshness += `${freshness ? ',' : ''}"${group}":{"asOf":"${new Date(asOf).toISOString()}","ageMs":${ageMs},"source":"${source}"}`;
-    if (source === 'stale') staleFields.push(group);
+    freshness += `${freshness ? ',' : ''}"${group}":{"asOf":"${asOfIso}","ageMs":${ageMs},"source":"${source}"}`;
+    if (source === 'stale') staleFields += `${staleFields ? ',' : ''}"${group}"`;
   }
-  const rest = `"freshness":{${freshness}},"stale":${staleFields.length > 0},"staleFields":${JSON.stringify(staleFields)}`;
+  const rest = `"freshness":{${freshness}},"stale":${staleFields !== ''},"staleFields":[${staleFields}]`;
   return `{${fields ? `${fields},` : ''}${rest}}`;
 }
 const orderGroups = ['placed', 'status', 'tracking'] as const satisfies readonly OrderFieldGroup[];

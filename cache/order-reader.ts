@@ -1,4 +1,5 @@
 import type { Config } from '../config/index.ts';
+import { isUuid } from '../domain/ids.ts';
 import type { Db } from '../sql/database.ts';
 import { loadOrderGroups, type OrderFieldGroup } from '../sql/order-view.ts';
 import type { RedisKeys } from './keys.ts';
@@ -53,8 +54,20 @@ export function createOrderReader(db: Db, cache: ReadThrough, keys: RedisKeys, t
 }
 export type OrderReader = ReturnType<typeof createOrderReader>;
 
+// sql/order-view.ts writes a placed group with the order's id first and its customer second, so the
+// owner usually sits at a known place in the text: `{"id":"<uuid>","customerId":"<customer id>"`. The
+// id, a UUID, has no character JSON escapes, so the key after it is a top-level key; a customer id with
+// no backslash before its closing quote is the string JSON.parse would give. Anything else is parsed.
+const OWNER_KEY = '","customerId":"';
+const OWNER_AT = '{"id":"'.length + 36 + OWNER_KEY.length;
+
 /** The placed group's customer id, or undefined if the JSON is not a placed group. */
-function customerOf(json: string): string | undefined {
+export function customerOf(json: string): string | undefined {
+  if (json.startsWith('{"id":"') && json.startsWith(OWNER_KEY, OWNER_AT - OWNER_KEY.length)) {
+    const end = json.indexOf('"', OWNER_AT);
+    const customerId = json.slice(OWNER_AT, end);
+    if (end > OWNER_AT && isUuid(json.slice(7, 43)) && !customerId.includes('\\')) return customerId;
+  }
   try {
     const { customerId } = JSON.parse(json) as { customerId?: unknown };
     return typeof customerId === 'string' ? customerId : undefined;

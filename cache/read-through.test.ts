@@ -142,13 +142,40 @@ describe('a fill slower than the budget', () => {
   it('takes an entry it cannot read for a miss', async () => {
     const key = `${namespace}:corrupt`;
     const { cache } = withBudget(60_000);
-    for (const corrupt of ['{"value":1,"asOf":1}', `of1|${Date.now()}|{"answer":`, `of1|${Date.now()}|{answer}`]) {
-      await connections[0]!.set(key, corrupt);
+    const asOf = `${Date.now()}|${new Date().toISOString()}`;
+    const corrupt = [
+      '{"value":1,"asOf":1}', // another format
+      `of1|${Date.now()}|{"answer":2}`, // the format of an older process
+      `of2|${asOf}|{"answer":`, // cut short
+      `of2|${asOf}|{answer}`, // not JSON
+      `of2|${Date.now()}|{"answer":2}`, // no ISO as-of
+    ];
+    for (const entry of corrupt) {
+      await connections[0]!.set(key, entry);
       expect(await cache.read('test', key, 60_000, async () => ({ answer: 3 }))).toMatchObject({
         value: { answer: 3 },
         source: 'database',
       });
       expect(await cache.read('test', key, 60_000, async () => ({ answer: 4 }))).toMatchObject({ source: 'cache' });
     }
+  });
+});
+
+describe('a cached value', () => {
+  it('keeps its as-of time, in milliseconds and as ISO 8601 text, from its fill to every hit', async () => {
+    const key = `${namespace}:as-of`;
+    const cache = apiProcess(connections[0]!);
+    const filled = await cache.read('test', key, 60_000, async () => ({ answer: 5 }));
+    expect(filled).toMatchObject({ source: 'database', asOfIso: new Date(filled.asOf).toISOString() });
+    const { asOf, asOfIso } = filled;
+    expect(await cache.read('test', key, 60_000, async () => ({ answer: 6 }))).toMatchObject({
+      value: { answer: 5 },
+      source: 'cache',
+      asOf,
+      asOfIso,
+    });
+    expect(await cache.lookup(['test'], [key])).toMatchObject([
+      { json: '{"answer":5}', source: 'cache', asOf, asOfIso },
+    ]);
   });
 });

@@ -4,12 +4,15 @@ import { AppError, TransientError, toAppError } from '../domain/errors.ts';
 import type { CacheMetrics } from './metrics.ts';
 
 export type CacheSource = 'cache' | 'database' | 'stale';
-/** A cached value as the JSON it is stored as, so an answer can carry it without parsing it again. */
-export type CachedJson = { json: string; asOf: number; source: CacheSource; ageMs: number };
-export type CacheRead<T> = { value: T; asOf: number; source: CacheSource; ageMs: number };
+/**
+ * A cached value as the JSON it is stored as, so an answer can carry it without parsing it again, and
+ * its as-of time both as epoch milliseconds and as the ISO 8601 text answers show.
+ */
+export type CachedJson = { json: string; asOf: number; asOfIso: string; source: CacheSource; ageMs: number };
+export type CacheRead<T> = { value: T; asOf: number; asOfIso: string; source: CacheSource; ageMs: number };
 /** What a miss needs: the metric's name for the cache, the key, its TTL, and how to load the value. */
 export type CacheFill<T> = { cache: string; key: string; ttlMs: number; load: () => Promise<T> };
-type Stored = { json: string; asOf: number };
+type Stored = { json: string; asOf: number; asOfIso: string };
 
 export type ReadThroughOptions = {
   /** A database read slower than this serves the stale copy instead, when there is one; else it waits. */
@@ -20,29 +23,40 @@ export type ReadThroughOptions = {
   fillLockMs?: number;
 };
 
-// An entry is `of1|<as-of ms>|<value as JSON>`. Only loadAndWrite stores one, from a value the load
-// validated (sql/ parses every row), so a hit checks the tag and the JSON's outer brackets instead of
-// validating the value again. Anything else under the key (another format, a truncated value) is a miss.
-const TAG = 'of1|';
+// An entry is `of2|<as-of ms>|<as-of ISO 8601>|<value as JSON>`. Only loadAndWrite stores one, from a
+// value the load validated (sql/ parses every row), so a hit checks the tag, the shape of the as-of and
+// the JSON's outer brackets instead of validating the value again. The as-of is stored in both forms
+// because every answer shows its ISO text: formatting it once per fill, not once per hit. Anything else
+// under the key (another format, such as `of1` entries of an older process, or a truncated value) is a
+// miss.
+const TAG = 'of2|';
+const ISO_LENGTH = 24; // YYYY-MM-DDTHH:mm:ss.sssZ, as toISOString writes any moment from 1970 to 9999
 
-const encode = (json: string, asOf: number) => `${TAG}${asOf}|${json}`;
+const encode = ({ json, asOf, asOfIso }: Stored) => `${TAG}${asOf}|${asOfIso}|${json}`;
 
 function decode(raw: string | null): Stored | null {
   if (raw === null || !raw.startsWith(TAG)) return null;
   const bar = raw.indexOf('|', TAG.length);
   if (bar === -1) return null;
+  const start = bar + ISO_LENGTH + 2; // the JSON's first character
+  // The ISO as-of's `T` and closing `Z|`: the value starts right after them.
+  if (raw.charCodeAt(bar + 11) !== 84 || raw.charCodeAt(start - 2) !== 90 || raw.charCodeAt(start - 1) !== 124) {
+    return null;
+  }
   const asOf = Number(raw.slice(TAG.length, bar));
-  const first = raw.charCodeAt(bar + 1);
+  const first = raw.charCodeAt(start);
   const last = raw.charCodeAt(raw.length - 1);
   const container = (first === 123 && last === 125) || (first === 91 && last === 93); // {…} or […]
-  return container && Number.isSafeInteger(asOf) && asOf > 0 ? { json: raw.slice(bar + 1), asOf } : null;
+  if (!container || !Number.isSafeInteger(asOf) || asOf <= 0) return null;
+  return { json: raw.slice(start), asOf, asOfIso: raw.slice(bar + 1, start - 1) };
 }
 
-const answer = (stored: Stored, source: CacheSource): CachedJson => ({
+const answer = (stored: Stored, source: CacheSource, now = Date.now()): CachedJson => ({
   json: stored.json,
   asOf: stored.asOf,
+  asOfIso: stored.asOfIso,
   source,
-  ageMs: Date.now() - stored.asOf,
+  ageMs: now - stored.asOf,
 });
 
 // Writes the entry only if no invalidation happened since the fill read the version: a fill that
@@ -131,7 +145,8 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
     const value = await load().catch((error: unknown) => {
       throw toAppError(error);
     });
-    const stored: Stored = { json: JSON.stringify(value), asOf: Date.now() };
+    const asOf = Date.now();
+    const stored: Stored = { json: JSON.stringify(value), asOf, asOfIso: new Date(asOf).toISOString() };
     metrics.fill(cache, (performance.now() - started) / 1000);
     await redis.eval(
       writeIfCurrent,
@@ -139,7 +154,7 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
       key,
       `${key}:stale`,
       `${key}:ver`,
-      encode(stored.json, stored.asOf),
+      encode(stored),
       ttlMs,
       options.staleRetentionMs,
       version,
@@ -166,7 +181,7 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
   async function readMissed<T>(miss: CacheFill<T>, unreadable?: Stored | null): Promise<CachedJson> {
     metrics.miss(miss.cache);
     // An entry in the format whose value does not parse goes, or the fill would find it and return it.
-    if (unreadable) await redis.eval(deleteIfEqual, 1, miss.key, encode(unreadable.json, unreadable.asOf));
+    if (unreadable) await redis.eval(deleteIfEqual, 1, miss.key, encode(unreadable));
     const filling = fill(miss);
     // The fill goes on after the budget: its result still lands in the cache for the next reader.
     filling.catch(() => {});
@@ -204,11 +219,12 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
      */
     async lookup(caches: readonly string[], keys: readonly string[]): Promise<Array<CachedJson | null>> {
       const raws = await redis.mget(keys as string[]);
+      const now = Date.now();
       const found: Array<CachedJson | null> = new Array(raws.length);
       for (let i = 0; i < raws.length; i++) {
         const stored = decode(raws[i] ?? null);
         if (stored) metrics.hit(caches[i]!);
-        found[i] = stored && answer(stored, 'cache');
+        found[i] = stored && answer(stored, 'cache', now);
       }
       return found;
     },
@@ -219,10 +235,11 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
       const value = cached ? parseJson<T>(cached.json) : undefined;
       if (cached && value !== undefined) {
         metrics.hit(cache);
-        return { value, asOf: cached.asOf, source: 'cache', ageMs: Date.now() - cached.asOf };
+        const { asOf, asOfIso } = cached;
+        return { value, asOf, asOfIso, source: 'cache', ageMs: Date.now() - asOf };
       }
-      const read = await readMissed({ cache, key, ttlMs, load }, cached);
-      return { value: JSON.parse(read.json) as T, asOf: read.asOf, source: read.source, ageMs: read.ageMs };
+      const { json, ...read } = await readMissed({ cache, key, ttlMs, load }, cached);
+      return { ...read, value: JSON.parse(json) as T };
     },
     invalidate: (keys: readonly string[]) => invalidateCacheKeys(redis, keys, options.staleRetentionMs),
   };

@@ -70,7 +70,7 @@ export function createStockReader(
         hot: hot !== null,
         warning: hot ? HOT_STOCK_WARNING : null,
         purchaseLimit: hot ? hot.purchaseLimit : null,
-        asOf: new Date(level.asOf).toISOString(),
+        asOf: level.asOfIso,
         ageMs: level.ageMs,
         stale: level.source === 'stale',
         source: level.source,

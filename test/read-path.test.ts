@@ -180,7 +180,7 @@ describe('GET /orders/{id}', () => {
     const { redis, keys } = h.apiDeps;
     await redis.set(keys.order(id, 'placed'), JSON.stringify({ value: { id }, asOf: Date.now() })); // another format
     await redis.set(keys.order(id, 'status'), 'not json at all');
-    await redis.set(keys.order(id, 'tracking'), `of1|${Date.now()}|{"shipment":`); // cut short
+    await redis.set(keys.order(id, 'tracking'), `of2|${Date.now()}|${new Date().toISOString()}|{"shipment":`); // cut short
     const second = await get(`/orders/${id}`);
     expect(second.status).toBe(200);
     expect(Object.values(second.body.freshness).map((f) => (f as { source: string }).source)).toEqual([
@@ -195,7 +195,8 @@ describe('GET /orders/{id}', () => {
 
     const stock = keys.stock('eu', 'CHAINSAW-05');
     try {
-      for (const corrupt of [`of1|${Date.now()}|{"available":`, `of1|${Date.now()}|{not json}`, '']) {
+      const asOf = `${Date.now()}|${new Date().toISOString()}`;
+      for (const corrupt of [`of2|${asOf}|{"available":`, `of2|${asOf}|{not json}`, `of1|${Date.now()}|{}`, '']) {
         await redis.set(stock, corrupt);
         const answer = await get('/inventory/CHAINSAW-05?region=eu');
         expect(answer.status).toBe(200);
