@@ -38,7 +38,7 @@ const historyRow = z.object({
   from_status: z.enum(orderStatuses).nullable(),
   to_status: z.enum(orderStatuses),
 });
-const stockRow = z.object({
+export const stockRow = z.object({
   sku: z.string(),
   region: z.string(),
   on_hand: z.number(),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type Db, sql } from '../../sql/database.ts';
-import type { Check, StockRow } from './invariants.ts';
+import { type Check, type StockRow, stockRow } from './invariants.ts';
 
 // Oversell 0, per SKU and region, read every two seconds while the load and the faults run and once more
 // when the system is quiet: `available` never negative, `on_hand = available + reserved + shipped`, and
@@ -12,16 +12,7 @@ import type { Check, StockRow } from './invariants.ts';
 const EVERY_MS = 2_000;
 const EXAMPLES = 8;
 
-const row = z.object({
-  sku: z.string(),
-  region: z.string(),
-  on_hand: z.number(),
-  available: z.number(),
-  reserved: z.number(),
-  shipped: z.number(),
-  held: z.number(),
-  came_in: z.number(),
-});
+const row = stockRow.extend({ held: z.number(), came_in: z.number() });
 type Row = z.infer<typeof row>;
 
 export type OversellWatch = { samples: number; unreadable: number; problems: string[] };
