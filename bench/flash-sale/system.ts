@@ -2,11 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
-import { loadConfig, queueNames } from '../../config/index.ts';
+import { loadConfig } from '../../config/index.ts';
 import { freePort } from '../../scripts/processes.ts';
 import type { Phase } from '../pipeline/ceiling.ts';
-import { connectionOf } from '../pipeline/ceiling-flow.ts';
+import { waitForWorkers } from '../pipeline/product-system.ts';
 import type { BenchServers } from '../pipeline/servers.ts';
 import { sleep } from '../support.ts';
 
@@ -108,7 +107,13 @@ export async function startFlashSaleSystem(
   // info: its log says when the SKU turned hot and when the admission counter was seeded.
   await launch('flash-sale', entries.controller, { FLASH_SALE_PORT: String(ports.controller), LOG_LEVEL: 'info' });
   await ready(`${url(ports.controller)}/healthz`);
-  await waitForWorkers(options.servers.redisUrl, loadConfig(env).redis.prefix, options.workers, system, phase.signal);
+  await waitForWorkers({
+    redisUrl: options.servers.redisUrl,
+    prefix: loadConfig(env).redis.prefix,
+    workers: options.workers,
+    unexpectedExit: system.unexpectedExit,
+    signal: phase.signal,
+  });
   return system;
 }
 
@@ -136,29 +141,3 @@ async function waitForHttp(url: string, system: FlashSaleSystem, signal: AbortSi
 }
 
 /** Start-up (loading TypeScript, connecting) is not the race: wait until every process serves every queue. */
-async function waitForWorkers(
-  redisUrl: string,
-  prefix: string,
-  workers: number,
-  system: FlashSaleSystem,
-  signal: AbortSignal,
-) {
-  const queues = queueNames.map((name) => new Queue(name, { connection: connectionOf(redisUrl), prefix }));
-  try {
-    for (const deadline = performance.now() + READY_TIMEOUT_MS; ; await sleep(100)) {
-      signal.throwIfAborted();
-      const exited = system.unexpectedExit();
-      if (exited) throw new Error(`while the workers were starting, ${exited}`);
-      const counts = await Promise.all(queues.map((queue) => queue.getWorkersCount()));
-      if (counts.every((count) => count >= workers)) return;
-      if (performance.now() > deadline) {
-        const serving = queueNames.map((name, i) => `${name}: ${counts[i]}`).join(', ');
-        throw new Error(
-          `the ${workers} worker processes did not all serve every queue in ${READY_TIMEOUT_MS} ms (${serving})`,
-        );
-      }
-    }
-  } finally {
-    await Promise.all(queues.map((queue) => queue.close()));
-  }
-}

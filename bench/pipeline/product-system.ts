@@ -70,7 +70,13 @@ export async function startProduct(
   };
   for (const [name, pid] of Object.entries(pids)) phase.watchdog.stop({ name, pid });
 
-  await waitForWorkers(options.servers.redisUrl, options.workers, processes, phase.signal);
+  await waitForWorkers({
+    redisUrl: options.servers.redisUrl,
+    prefix: QUEUE_PREFIX,
+    workers: options.workers,
+    unexpectedExit: () => processes.unexpectedExits()[0],
+    signal: phase.signal,
+  });
   for (const sku of options.keys.skus) {
     const response = await fetch(`${urls.api}/admin/inventory/${sku}/adjust`, {
       method: 'POST',
@@ -94,14 +100,22 @@ function childRunning(entry: string): number {
 }
 
 /** Start-up (loading TypeScript, connecting) is not throughput: wait until every process serves every queue. */
-async function waitForWorkers(redisUrl: string, workers: number, processes: Processes, signal: AbortSignal) {
+/** Until every queue has `workers` worker processes serving it; fails at once if one of them exited. */
+export async function waitForWorkers(options: {
+  redisUrl: string;
+  prefix: string;
+  workers: number;
+  unexpectedExit: () => string | undefined;
+  signal: AbortSignal;
+}) {
+  const { workers, signal } = options;
   const queues = queueNames.map(
-    (name) => new Queue(name, { connection: connectionOf(redisUrl), prefix: QUEUE_PREFIX }),
+    (name) => new Queue(name, { connection: connectionOf(options.redisUrl), prefix: options.prefix }),
   );
   try {
     for (const deadline = performance.now() + STARTUP_MS; ; await sleep(100)) {
       signal.throwIfAborted();
-      const exited = processes.unexpectedExits()[0];
+      const exited = options.unexpectedExit();
       if (exited) throw new Error(`while the workers were starting, ${exited}`);
       const counts = await Promise.all(queues.map((queue) => queue.getWorkersCount()));
       if (counts.every((count) => count >= workers)) return;
