@@ -64,6 +64,7 @@ const schema = z.object({
   FLASH_SALE_RELAY_FALLBACK_POLL_MS: ms.default(1_000),
   FLASH_SALE_RELAY_LISTEN_URL: url.optional(),
   FLASH_SALE_ADMISSION_RESEED_MS: ms.default(2_000),
+  FLASH_SALE_HEARTBEAT_MS: ms.default(2_000),
   FLASH_SALE_GATE_MIN_RATE: z.coerce.number().positive().default(5),
   FLASH_SALE_GATE_BACKLOG_SECONDS: z.coerce.number().positive().default(2),
   PAYMENT_GATEWAY_URL: url.default('http://127.0.0.1:4001'),
@@ -113,6 +114,8 @@ export type Config = {
     relayFallbackPollMs: number;
     /** Where the relay LISTENs for new stock movements: a direct connection (a pooler in transaction mode drops LISTEN). */
     relayListenUrl: string;
+    /** How often the controller renews the hot SKU hash, which expires 5 heartbeats after the last one. */
+    heartbeatMs: number;
     admission: AdmissionSettings;
   };
   paymentGateway: { url: string; timeoutMs: number };
@@ -183,6 +186,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       purchaseLimit: e.FLASH_SALE_PURCHASE_LIMIT,
       relayFallbackPollMs: e.FLASH_SALE_RELAY_FALLBACK_POLL_MS,
       relayListenUrl: e.FLASH_SALE_RELAY_LISTEN_URL ?? e.DATABASE_URL,
+      heartbeatMs: e.FLASH_SALE_HEARTBEAT_MS,
       admission: {
         reseedEveryMs: e.FLASH_SALE_ADMISSION_RESEED_MS,
         gate: { minRate: e.FLASH_SALE_GATE_MIN_RATE, backlogSeconds: e.FLASH_SALE_GATE_BACKLOG_SECONDS },

@@ -29,7 +29,18 @@ export type AdmissionSettings = {
   /** The admission gate (domain/admission-gate.ts). */
   gate: GateSettings;
 };
-export type ControllerSettings = HeatThresholds & { purchaseLimit: number; admission: AdmissionSettings };
+export type ControllerSettings = HeatThresholds & {
+  purchaseLimit: number;
+  admission: AdmissionSettings;
+  /** How often the controller renews the hot hash's expiry (see `heartbeat`). */
+  heartbeatMs: number;
+};
+
+/**
+ * The hot hash expires this many heartbeats after the last one: a controller that stays down (or stalls)
+ * takes its hot SKUs, their purchase limits and their door with it, instead of leaving them forever.
+ */
+export const HOT_LIST_HEARTBEATS = 5;
 
 /** Orders that finished (shipped, or released after a failure) are counted over this window. */
 const COMPLETION_WINDOW_MS = 5_000;
@@ -47,6 +58,7 @@ type OpenSale = DeclaredSale & { region: string; skus: readonly string[] };
 export function createController(deps: ControllerDeps, settings: ControllerSettings, metrics: FlashSaleMetrics) {
   const { redis, keys, log } = deps;
   const states = new Map<string, SkuState>();
+  const hotListTtlMs = settings.heartbeatMs * HOT_LIST_HEARTBEATS;
   let sales: OpenSale[] = [];
   let salesKnown = false;
   /** The hot hash fields of the SKUs that have an admission counter. */
@@ -123,6 +135,8 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
       writes.push([state, json]);
     }
     if (writes.length === 0) return;
+    // A hash created by this HSET has no expiry yet: it gets the heartbeat's at once.
+    pipeline.pexpire(keys.hotSkus, hotListTtlMs);
     const failed = (await pipeline.exec())?.find(([error]) => error)?.[0];
     if (failed) throw new Error('Writing the hot SKU hash failed', { cause: failed });
     // Only now: a failed write is tried again at the next evaluation.
@@ -195,6 +209,22 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
       metrics.gate(gate?.ratePerSecond ?? 0, completionsPerSecond, backlog);
       if (gate) await deps.admission.publishGate({ ...gate, expiryMs });
       else await deps.admission.closeGate();
+    },
+
+    /**
+     * Renews the hot hash's expiry. Readers need no clock of their own: a hash whose controller stopped
+     * renewing it is gone within HOT_LIST_HEARTBEATS heartbeats. A hash that is gone while SKUs are hot
+     * here (Redis restarted empty, or this process stalled past the expiry) is written again in full.
+     */
+    heartbeat(): Promise<void> {
+      return exclusive(async () => {
+        if ((await redis.pexpire(keys.hotSkus, hotListTtlMs)) === 1) return;
+        const lost = [...states.values()].filter((s) => s.heat.hot && s.published !== null);
+        if (lost.length === 0) return;
+        log.warn({ hotSkus: lost.length }, 'the hot SKU hash was gone; writing it again');
+        for (const state of lost) state.published = null;
+        await publish(lost, Date.now());
+      });
     },
 
     /** Picks up where a previous controller left: its hot SKUs stay hot until they cool down here. */

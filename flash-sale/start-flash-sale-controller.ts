@@ -74,6 +74,7 @@ export async function startFlashSaleController(
   const every = (ms: number | undefined, fallback: number) => ({ intervalMs: ms ?? fallback });
   const refresher = repeat('declared sales', controller.refreshSales, every(settings.refreshSalesEveryMs, 2_000), log);
   const evaluator = repeat('evaluation', controller.evaluateAll, every(settings.evaluateEveryMs, 1_000), log);
+  const heart = repeat('heartbeat', controller.heartbeat, { intervalMs: settings.heartbeatMs }, log);
   const admitter = repeat('admission', controller.syncAdmission, every(settings.admission.reseedEveryMs, 2_000), log);
   controller.onTurnedHot(admitter.wake);
   const consumer = startConsumer(
@@ -95,6 +96,7 @@ export async function startFlashSaleController(
       declaredSales: refresher.ok(),
       admission: admitter.ok(),
       evaluation: evaluator.ok(),
+      heartbeat: heart.ok(),
     };
     const ok = deps.redis.status === 'ready' && Object.values(loops).every(Boolean);
     return {
@@ -115,7 +117,14 @@ export async function startFlashSaleController(
     server,
     stop() {
       stopped ??= (async () => {
-        await Promise.all([consumer.stop(), relay.stop(), refresher.stop(), evaluator.stop(), admitter.stop()]);
+        await Promise.all([
+          consumer.stop(),
+          relay.stop(),
+          refresher.stop(),
+          evaluator.stop(),
+          admitter.stop(),
+          heart.stop(),
+        ]);
         if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
         log.info('flash-sale controller stopped');
       })();

@@ -178,6 +178,39 @@ describe('a declared sale window', () => {
   });
 });
 
+describe('a controller that stays down', () => {
+  it('takes its hot SKUs with it within a few heartbeats, so purchase limits stop applying', async () => {
+    // Heartbeats far apart enough that a busy machine does not miss one: the hash lives 5 s past each.
+    const controller = await startController('heartbeat', { heartbeatMs: 1_000 });
+    await createFlashSale(h.deps.db, {
+      name: 'One Piece night',
+      region: 'us',
+      skus: ['ONEPIECE-105'],
+      startsAt: new Date(),
+      endsAt: new Date(Date.now() + 3_600_000), // outlasts the test: only the stopped controller ends it
+      purchaseLimit: 1,
+    });
+    await waitFor(() => hot('us', 'ONEPIECE-105'), 'the sale starts');
+    const twoUnits = orderBody({ region: 'us', items: [{ sku: 'ONEPIECE-105', quantity: 2 }] });
+    const limited = await h.placeOrder(twoUnits, h.keys.customers[1]!.apiKey);
+    expect(limited.status).toBe(422);
+    expect(limited.body.error.code).toBe('purchase_limit_exceeded');
+    // The hash lives 5 heartbeats past the last renewal.
+    const ttl = await h.deps.redis.pttl(keys.hotSkus);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(5_000);
+
+    // Redis lost the hash (a restart without persistence): the next heartbeat writes it again.
+    await h.deps.redis.del(keys.hotSkus);
+    await waitFor(() => hot('us', 'ONEPIECE-105'), 'the hot SKU is written again');
+
+    await controller.stop();
+    await waitFor(async () => (await hot('us', 'ONEPIECE-105')) === null, 'the hot SKU expires');
+    const unlimited = await h.placeOrder(twoUnits, h.keys.customers[1]!.apiKey);
+    expect(unlimited.status).toBe(201);
+  });
+});
+
 describe('a controller that stops mid-stream', () => {
   it('loses no event: the next one takes over pending entries and counts every event once', async () => {
     // Every SKU with an event is hot here (hot stock 1000), so its entry shows the rate and stock. The
