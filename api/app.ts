@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { requestId } from 'hono/request-id';
 import { AppError } from '../domain/errors.ts';
 import type { Deps } from '../runtime/deps.ts';
+import { collectDeadLetters, collectQueueDepth } from '../runtime/metrics.ts';
 import { findApiKey } from '../sql/api-keys.ts';
 import { BULL_BOARD_PATH, isBullBoardPath, mountBullBoard } from './admin.ts';
 import { adminInventoryRoutes } from './admin-inventory.ts';
@@ -11,8 +14,11 @@ import { cacheKeyLookups } from './api-key-cache.ts';
 import { type AuthEnv, apiKeyAuth, type Caller } from './auth.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
 import { createErrorHandler, notFound } from './errors.ts';
-import { healthRoutes } from './health.ts';
+import { healthRoutes, metricsRoute } from './health.ts';
+import { httpMetrics } from './http-metrics.ts';
+import { mountApiDocs, openapiRoute } from './openapi.ts';
 import { orderRoutes } from './orders.ts';
+import { perKeyRateLimit, type RateLimitSettings } from './rate-limit.ts';
 import { readRoutes } from './read-routes.ts';
 
 export type AppDeps = Pick<
@@ -23,6 +29,7 @@ export type AppDeps = Pick<
   | 'admission'
   | 'log'
   | 'registry'
+  | 'metrics'
   | 'keys'
   | 'cache'
   | 'orders'
@@ -34,11 +41,13 @@ export type AppDeps = Pick<
   recentOrdersTtlMs: number;
   /** How long a key lookup is remembered (and so how long a revoked key keeps working). */
   apiKeyCacheTtlMs?: number;
+  /** Requests per window per API key (config `rateLimit`); without it, no key is limited. */
+  rateLimit?: RateLimitSettings;
 };
 
 /** The HTTP API. Opens no port: `api/server.ts` serves it, tests call `app.request()`. */
 export function createApp(deps: AppDeps) {
-  const app = new Hono<AuthEnv>();
+  const app = new OpenAPIHono<AuthEnv>();
   const findKey = cacheKeyLookups(
     async (key: string): Promise<Caller | null> => {
       const found = await findApiKey(deps.db, key);
@@ -48,6 +57,7 @@ export function createApp(deps: AppDeps) {
   );
 
   app.use(requestId());
+  app.use(httpMetrics({ registry: deps.registry }));
   app.use(async function accessLog(c, next) {
     const started = performance.now();
     await next();
@@ -72,10 +82,18 @@ export function createApp(deps: AppDeps) {
   );
 
   app.route('/', healthRoutes(deps));
-  app.get('/metrics', async (c) =>
+  // Read when scraped: the API holds every queue, and one query counts the dead letters.
+  collectQueueDepth(deps.registry, Object.values(deps.queues.queues));
+  collectDeadLetters(deps.registry, deps.db);
+  openapiRoute(app, metricsRoute, async (c) =>
     c.text(await deps.registry.metrics(), 200, { 'content-type': deps.registry.contentType }),
   );
   for (const path of ['/orders', '/orders/*', '/customers/*', '/inventory/*']) app.use(path, apiKeyAuth({ findKey }));
+  // After authentication: the budget is the caller's. Once per request: '/orders/*' matches '/orders' too.
+  const limitRate = deps.rateLimit
+    ? perKeyRateLimit({ redis: deps.redis, keys: deps.keys, settings: deps.rateLimit, log: deps.log })
+    : undefined;
+  if (limitRate) for (const path of ['/orders/*', '/customers/*', '/inventory/*']) app.use(path, limitRate);
   app.route('/orders', orderRoutes(deps));
   app.route('/', readRoutes(deps));
   // Bull Board is the one page a browser opens: it alone takes Basic auth, behind a CSRF check (a browser
@@ -84,7 +102,12 @@ export function createApp(deps: AppDeps) {
   const boardAuth = apiKeyAuth({ findKey, role: 'admin', basic: true });
   const boardCsrf = csrf();
   app.use('/admin/*', function adminAccess(c, next) {
-    if (!isBullBoardPath(c.req.path)) return adminAuth(c, next);
+    // Bull Board is not limited: an operator's page that loads its assets and polls the queues.
+    if (!isBullBoardPath(c.req.path)) {
+      return adminAuth(c, async () => {
+        await (limitRate ? limitRate(c, next) : next());
+      });
+    }
     return boardAuth(c, async () => {
       await boardCsrf(c, next);
     });
@@ -105,7 +128,15 @@ export function createApp(deps: AppDeps) {
   app.all(BULL_BOARD_PATH, toBoard);
   app.all(`${BULL_BOARD_PATH}/*`, toBoard);
 
+  mountApiDocs(app, { title: 'orderflow', version: packageVersion, description: apiDescription });
+
   app.notFound(notFound);
   app.onError(createErrorHandler(deps.log));
   return app;
 }
+
+const packageVersion = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+const apiDescription =
+  'Order processing for online stores: submit orders, follow them, check stock, and operate the pipeline. Every error answers `{ error: { code, message, details } }`. Bull Board (`/admin/queues`, HTTP Basic) is a page for operators, not part of this API.';

@@ -2,6 +2,7 @@ import { AppError } from '../domain/errors.ts';
 import { isTerminal } from '../domain/order-status.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { OrderMetrics } from '../runtime/metrics.ts';
 import type { Db } from '../sql/database.ts';
 import { findOrder, lockOrder, transitionOrder } from '../sql/orders.ts';
 import { findShipment } from '../sql/shipments.ts';
@@ -20,6 +21,7 @@ export async function cancelOrder(
     db: Db;
     queues: OrderQueues;
     log: Logger;
+    metrics: Pick<OrderMetrics, 'orderEnded'>;
     invalidateOrder(orderId: string, customerId?: string): Promise<void>;
   },
   caller: Caller,
@@ -53,6 +55,7 @@ export async function cancelOrder(
   });
   await deps.invalidateOrder(orderId, outcome.customerId);
   if (!outcome.alreadyCancelled) {
+    deps.metrics.orderEnded('cancelled', `by_${caller.role}`);
     try {
       await deps.queues.compensateLater(orderId, outcome.generation, 'cancel');
     } catch (error) {

@@ -1,3 +1,5 @@
+// From zod-openapi, which adds .openapi() to schemas made after it loads: the document names this one.
+import { z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -23,6 +25,7 @@ const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   purchase_limit_exceeded: 422,
   sold_out: 409,
   checkout_busy: 429,
+  rate_limited: 429,
   address_undeliverable: 422,
   provider_rejected: 502,
   provider_unavailable: 503,
@@ -33,7 +36,19 @@ const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   internal: 500,
 };
 
-export type ErrorBody = { error: { code: ErrorCode; message: string; details: unknown } };
+/** Every error code, from the exhaustive map above: the error body's schema names them all. */
+export const errorCodes = Object.keys(statusByCode) as [ErrorCode, ...ErrorCode[]];
+
+/** The one error body, as the OpenAPI document declares it on every 4xx and 5xx answer. */
+export const errorBodySchema = z.object({
+  error: z.object({
+    code: z.enum(errorCodes),
+    message: z.string(),
+    // The fields a 400 names, or what else the caller needs (a 429's wait); null on a 5xx.
+    details: z.union([z.array(z.record(z.string(), z.unknown())), z.record(z.string(), z.unknown()), z.null()]),
+  }),
+});
+export type ErrorBody = z.infer<typeof errorBodySchema>;
 
 /** The one place where errors become HTTP answers: `{ error: { code, message, details } }`. */
 export function createErrorHandler(log: Logger) {

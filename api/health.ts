@@ -1,7 +1,8 @@
-import { Hono } from 'hono';
+import { createRoute, z } from '@hono/zod-openapi';
 import type { Redis } from 'ioredis';
 import type { Db } from '../sql/database.ts';
 import { pingDatabase } from '../sql/health.ts';
+import { apiRoutes, errorAnswers, jsonAnswer, openapiRoute } from './openapi.ts';
 
 type Check = { ok: boolean; detail?: string };
 
@@ -18,9 +19,9 @@ export async function redisEvictionPolicy(redis: Redis): Promise<string> {
 }
 
 export function healthRoutes(deps: { db: Db; redis: Redis }) {
-  const app = new Hono();
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/readyz', async (c) => {
+  const app = apiRoutes();
+  openapiRoute(app, liveRoute, (c) => c.json({ status: 'ok' as const }, 200));
+  openapiRoute(app, readyRoute, async (c) => {
     const checks: Record<string, Check> = {
       postgres: await probe(() => pingDatabase(deps.db)),
       redis: await probe(() => deps.redis.ping()),
@@ -31,10 +32,52 @@ export function healthRoutes(deps: { db: Db; redis: Redis }) {
     };
     const ready = Object.values(checks).every((check) => check.ok);
     if (!ready) c.header('Retry-After', '5');
-    return c.json({ status: ready ? 'ready' : 'not ready', checks }, ready ? 200 : 503);
+    return ready
+      ? c.json({ status: 'ready' as const, checks }, 200)
+      : c.json({ status: 'not ready' as const, checks }, 503);
   });
   return app;
 }
+
+const operations = { tags: ['Operations'], security: [] };
+const liveRoute = createRoute({
+  ...operations,
+  method: 'get',
+  path: '/healthz',
+  operationId: 'live',
+  summary: 'Liveness: the process answers',
+  responses: { 200: jsonAnswer(z.object({ status: z.literal('ok') }), 'Alive'), ...errorAnswers() },
+});
+const readiness = z
+  .object({
+    status: z.enum(['ready', 'not ready']),
+    checks: z.record(z.string(), z.object({ ok: z.boolean(), detail: z.string().optional() })),
+  })
+  .openapi('Readiness');
+const readyRoute = createRoute({
+  ...operations,
+  method: 'get',
+  path: '/readyz',
+  operationId: 'ready',
+  summary: 'Readiness: PostgreSQL and Redis answer, and Redis never evicts queue keys',
+  responses: {
+    200: jsonAnswer(readiness, 'Ready'),
+    503: { ...jsonAnswer(readiness, 'Not ready: `checks` says what failed (with Retry-After)') },
+  },
+});
+
+/** The Prometheus scrape, served by the app beside its registry. */
+export const metricsRoute = createRoute({
+  ...operations,
+  method: 'get',
+  path: '/metrics',
+  operationId: 'metrics',
+  summary: 'Prometheus metrics',
+  responses: {
+    200: { description: 'The text exposition format', content: { 'text/plain': { schema: z.string() } } },
+    ...errorAnswers(),
+  },
+});
 
 async function probe(check: () => Promise<unknown>, timeoutMs = 2_000): Promise<Check> {
   try {

@@ -1,4 +1,5 @@
-import { z } from 'zod';
+// From zod-openapi, which adds .openapi() to schemas made after it loads: the document names this one.
+import { z } from '@hono/zod-openapi';
 import { ValidationError } from '../domain/errors.ts';
 import { fieldName, text } from './input.ts';
 
@@ -60,3 +61,28 @@ function unknownKeyMessage(key: string): string {
     ? `is not accepted: prices, totals and statuses are computed by orderflow`
     : 'is not a known field';
 }
+
+/** The answer to an accepted order (201, and the same again for a replayed Idempotency-Key). */
+export const orderAcceptedSchema = z.object({
+  id: z.string(),
+  status: z.literal('PENDING'),
+  customerId: z.string(),
+  region: z.string(),
+  currency: z.string(),
+  totalCents: z.int(),
+  items: z.array(
+    z.object({
+      sku: z.string(),
+      name: z.string(),
+      quantity: z.int(),
+      unitPriceCents: z.int(),
+      lineTotalCents: z.int(),
+    }),
+  ),
+  links: z.object({ self: z.string() }),
+});
+
+/** The Idempotency-Key header: a replayed key answers with the first answer. */
+export const idempotencyKeyHeader = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 visible ASCII characters');

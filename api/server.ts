@@ -14,6 +14,7 @@ const app = createApp({
   bodyLimitBytes: config.http.bodyLimitBytes,
   idempotencyStaleAfterMs: config.idempotency.inFlightTimeoutMs,
   recentOrdersTtlMs: config.cache.ttlMs.recentOrders,
+  rateLimit: config.rateLimit,
 });
 
 const server = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, (info) => {

@@ -76,6 +76,7 @@ export async function startSystem(options: SystemOptions, cleanups: Cleanups): P
     bodyLimitBytes: config.http.bodyLimitBytes,
     idempotencyStaleAfterMs: config.idempotency.inFlightTimeoutMs,
     recentOrdersTtlMs: config.cache.ttlMs.recentOrders,
+    rateLimit: config.rateLimit,
   });
   console.log(`database ${dbName}, Redis namespace ${config.namespace}, queue prefix ${config.redis.prefix}`);
   return { deps, apiDeps, app, keys, config };

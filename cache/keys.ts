@@ -22,6 +22,8 @@ export function redisKeys(namespace: string) {
     admission: (region: string, sku: string) => `${namespace}:admission:{${region}:${sku}}`,
     /** The admission gate's token bucket, shared by every API process. */
     admissionGate: `${namespace}:admission-gate`,
+    /** An API key's request count in the current rate-limit window of a budget (api/rate-limit.ts). */
+    rateLimit: (budget: 'writes' | 'reads', apiKeyId: number) => `${namespace}:rate-limit:${budget}:${apiKeyId}`,
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

@@ -40,6 +40,7 @@ describe('loadConfig', () => {
         staleAfterMs: 300_000,
       },
       reconciler: { everyMs: 30_000, stuckAfterMs: 600_000 },
+      tracking: { pollEveryMs: 60_000, batchSize: 200 },
       orderRetry: { maxRetries: 3, baseDelayMs: 300_000 },
       namespace: 'orderflow',
       cache: {
@@ -67,6 +68,7 @@ describe('loadConfig', () => {
         relayListenUrl: required.DATABASE_URL,
         admission: { reseedEveryMs: 2_000, gate: { minRate: 5, backlogSeconds: 2 } },
       },
+      rateLimit: { windowMs: 1_000, writes: 100, reads: 1_000 },
       paymentGateway: { url: 'http://127.0.0.1:4001', timeoutMs: 10_000 },
       carrier: { url: 'http://127.0.0.1:4002', timeoutMs: 5_000 },
     });
@@ -132,9 +134,22 @@ describe('loadConfig', () => {
     ['WORKER_CONCURRENCY', '0'],
     ['PAYMENT_TIMEOUT_MS', '0'],
     ['WORKER_QUEUES', ' , '],
+    ['RATE_LIMIT_WRITES', '-1'],
+    ['RATE_LIMIT_READS', '2.5'],
+    ['RATE_LIMIT_WINDOW_MS', '0'],
   ])('refuses %s=%j, quoting the value', (name, value) => {
     const problems = problemsOf(() => loadConfig({ ...required, [name]: value }));
     expect(problems).toEqual([expect.stringMatching(new RegExp(`^${name}: .*\\(got "${value}"\\)$`))]);
+  });
+
+  it('reads rate limits per window, 0 turning a budget off', () => {
+    const config = loadConfig({
+      ...required,
+      RATE_LIMIT_WINDOW_MS: '500',
+      RATE_LIMIT_WRITES: '0',
+      RATE_LIMIT_READS: '7',
+    });
+    expect(config.rateLimit).toEqual({ windowMs: 500, writes: 0, reads: 7 });
   });
 
   it('treats empty strings as unset, falling back to defaults', () => {

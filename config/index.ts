@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { RateLimitSettings } from '../api/rate-limit.ts';
 import type { AdmissionSettings } from '../flash-sale/controller.ts';
 import { type QueueName, queueNames } from '../queues/order-workflow.ts';
 
@@ -40,6 +41,8 @@ const schema = z.object({
   WORKER_STALE_AFTER_MS: ms.default(5 * 60_000),
   RECONCILE_INTERVAL_MS: ms.default(30_000),
   RECONCILE_STUCK_AFTER_MS: ms.default(10 * 60_000),
+  TRACKING_POLL_MS: ms.default(60_000),
+  TRACKING_POLL_BATCH: z.coerce.number().int().min(1).max(10_000).default(200),
   ORDER_RETRY_MAX: z.coerce.number().int().min(0).max(20).default(3),
   ORDER_RETRY_BASE_DELAY_MS: ms.default(5 * 60_000),
   REDIS_NAMESPACE: z
@@ -67,6 +70,12 @@ const schema = z.object({
   FLASH_SALE_HEARTBEAT_MS: ms.default(2_000),
   FLASH_SALE_GATE_MIN_RATE: z.coerce.number().positive().default(5),
   FLASH_SALE_GATE_BACKLOG_SECONDS: z.coerce.number().positive().default(2),
+  // Per API key and window, shared by every API process (api/rate-limit.ts); 0 turns a budget off. A
+  // shopper's app sends a few requests a second; these leave a store's busiest key room for a flash
+  // sale's checkout while one runaway key is turned away before it costs PostgreSQL anything.
+  RATE_LIMIT_WINDOW_MS: ms.default(1_000),
+  RATE_LIMIT_WRITES: z.coerce.number().int().min(0).default(100),
+  RATE_LIMIT_READS: z.coerce.number().int().min(0).default(1_000),
   PAYMENT_GATEWAY_URL: url.default('http://127.0.0.1:4001'),
   PAYMENT_TIMEOUT_MS: ms.default(10_000),
   CARRIER_URL: url.default('http://127.0.0.1:4002'),
@@ -91,6 +100,8 @@ export type Config = {
     staleAfterMs: number;
   };
   reconciler: { everyMs: number; stuckAfterMs: number };
+  /** How often the worker asks the carrier about shipments on their way, and at most how many per run. */
+  tracking: { pollEveryMs: number; batchSize: number };
   orderRetry: { maxRetries: number; baseDelayMs: number };
   /** Names every Redis key that is not a queue: cache, inventory stream, hot SKUs. */
   namespace: string;
@@ -118,6 +129,8 @@ export type Config = {
     heartbeatMs: number;
     admission: AdmissionSettings;
   };
+  /** Requests per window per API key, writes (POST, PUT, PATCH, DELETE) and reads apart; 0 = unlimited. */
+  rateLimit: RateLimitSettings;
   paymentGateway: { url: string; timeoutMs: number };
   carrier: { url: string; timeoutMs: number };
 };
@@ -162,6 +175,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       staleAfterMs: e.WORKER_STALE_AFTER_MS,
     },
     reconciler: { everyMs: e.RECONCILE_INTERVAL_MS, stuckAfterMs: e.RECONCILE_STUCK_AFTER_MS },
+    tracking: { pollEveryMs: e.TRACKING_POLL_MS, batchSize: e.TRACKING_POLL_BATCH },
     orderRetry: { maxRetries: e.ORDER_RETRY_MAX, baseDelayMs: e.ORDER_RETRY_BASE_DELAY_MS },
     namespace: e.REDIS_NAMESPACE,
     cache: {
@@ -192,6 +206,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         gate: { minRate: e.FLASH_SALE_GATE_MIN_RATE, backlogSeconds: e.FLASH_SALE_GATE_BACKLOG_SECONDS },
       },
     },
+    rateLimit: { windowMs: e.RATE_LIMIT_WINDOW_MS, writes: e.RATE_LIMIT_WRITES, reads: e.RATE_LIMIT_READS },
     paymentGateway: { url: e.PAYMENT_GATEWAY_URL, timeoutMs: e.PAYMENT_TIMEOUT_MS },
     carrier: { url: e.CARRIER_URL, timeoutMs: e.CARRIER_TIMEOUT_MS },
   };

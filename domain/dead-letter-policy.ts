@@ -20,6 +20,14 @@ export const deadLetterStatuses = [
 ] as const;
 export type DeadLetterStatus = (typeof deadLetterStatuses)[number];
 
+/**
+ * What failed (the CHECK on dead_letters.kind in migration 006 lists the same): `order`, the order failed
+ * and its effects were undone; `step`, a step after fulfilment failed for good while the order, shipped,
+ * completed: only that step is replayed, nothing is undone.
+ */
+export const deadLetterKinds = ['order', 'step'] as const;
+export type DeadLetterKind = (typeof deadLetterKinds)[number];
+
 export type DeadLetterDecision =
   | { action: 'retry'; delayMs: number; note: string }
   | { action: 'resolve'; note: string }

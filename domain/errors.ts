@@ -26,6 +26,8 @@ export type ErrorCode =
   // a flash sale's door (SPEC §4): no units left to admit, or orders for hot SKUs arriving too fast
   | 'sold_out'
   | 'checkout_busy'
+  // an API key sent more requests than its budget per window (SPEC §7)
+  | 'rate_limited'
   // a provider answered with something we did not expect (permanent, needs a human)
   | 'provider_rejected'
   // transient trouble (retried with backoff; 503 at the API)

@@ -1,11 +1,13 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HeatReason } from '../domain/heat.ts';
 import type { StockMovementKind } from '../domain/stock-movements.ts';
+import { collectProcessMetrics } from '../runtime/metrics.ts';
 
 export type FlashSaleMetrics = ReturnType<typeof createFlashSaleMetrics>;
 
-/** What the controller did and decided, exported on GET /metrics. */
+/** What the controller did and decided, with the Node process metrics, exported on GET /metrics. */
 export function createFlashSaleMetrics(registry: Registry, hotCount: () => number) {
+  collectProcessMetrics(registry);
   const events = new Counter({
     name: 'orderflow_flash_sale_events_total',
     help: 'Inventory events handled, by kind and outcome (ignored: a repeat, or superseded by a later event)',

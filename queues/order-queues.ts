@@ -77,6 +77,18 @@ export function createOrderQueues(redis: Redis, prefix: string, onError: (error:
         { name: 'reconcile', data: { kind: 'reconcile' } satisfies MaintenanceJobData, opts: retention },
       );
     },
+    /** Delivery tracking polls the carrier on a job scheduler too (workers/maintenance.ts, trackShipments). */
+    async scheduleTrackingPoll(everyMs: number, batchSize: number): Promise<void> {
+      await queues[MAINTENANCE_QUEUE].upsertJobScheduler(
+        'track-shipments',
+        { every: everyMs },
+        {
+          name: 'track-shipments',
+          data: { kind: 'track-shipments', batchSize } satisfies MaintenanceJobData,
+          opts: retention,
+        },
+      );
+    },
     async close(): Promise<void> {
       await Promise.all([...Object.values(queues).map((q) => q.close()), flows.close()]);
     },

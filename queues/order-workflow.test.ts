@@ -1,7 +1,15 @@
 import type { FlowJob } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { canTransition, type OrderStatus } from '../domain/order-status.ts';
-import { compensationOrder, firstStep, flowAfter, stepJobId, stepNames, steps } from './order-workflow.ts';
+import {
+  compensationOrder,
+  firstStep,
+  flowAfter,
+  stepJobId,
+  stepNames,
+  stepReplayJob,
+  steps,
+} from './order-workflow.ts';
 
 const ref = { orderId: '3f2504e0-4f89-41d3-9a0c-0305e82c3301', generation: 2, round: 1 };
 
@@ -59,6 +67,23 @@ describe('the order workflow', () => {
       }
       expect(current).toBe('COMPLETED');
     }
+  });
+
+  it('declares only steps after the last one with effects as after fulfilment, ending in COMPLETED', () => {
+    const lastWithEffects = Math.max(...compensationOrder.map((name) => stepNames.indexOf(name)));
+    const afterFulfilment = stepNames.filter((name) => steps[name].afterFulfilment);
+    expect(afterFulfilment).toEqual(['notify']);
+    for (const name of afterFulfilment) {
+      expect(stepNames.indexOf(name), name).toBeGreaterThan(lastWithEffects);
+      expect(steps[name].compensates, name).toBeUndefined();
+    }
+    expect(steps[stepNames.at(-1)!].status).toBe('COMPLETED');
+  });
+
+  it('replays one step alone under the round it is given, with the step policy', () => {
+    const job = stepReplayJob(ref, 'notify');
+    expect(job).toMatchObject({ name: 'notify', queueName: 'notify', data: ref });
+    expect(job.opts).toMatchObject({ jobId: stepJobId(ref, 'notify'), attempts: steps.notify.policy.attempts });
   });
 
   it('gives every step a retry policy with a timeout', () => {

@@ -36,6 +36,12 @@ type StepDeclaration = {
   policy: StepPolicy;
   /** The step leaves effects (money, stock, a label) that an ended order must have undone. */
   compensates?: boolean;
+  /**
+   * The step runs after the goods have shipped: the order is fulfilled whatever it does. A failure for
+   * good does not fail the order and undo its capture and label; the order moves to `status` anyway and
+   * the step is parked as a dead letter of kind 'step', which an operator replays (the step alone).
+   */
+  afterFulfilment?: boolean;
 };
 
 const stages = [
@@ -47,7 +53,7 @@ const stages = [
   { reserve: { status: 'RESERVED', policy: database, compensates: true } },
   { capture: { policy: gateway, compensates: true } },
   { ship: { status: 'FULFILLMENT', policy: carrier, compensates: true } },
-  { notify: { status: 'COMPLETED', policy: carrier } },
+  { notify: { status: 'COMPLETED', policy: carrier, afterFulfilment: true } },
 ] as const satisfies ReadonlyArray<Record<string, StepDeclaration>>;
 
 type Stage = (typeof stages)[number];
@@ -78,7 +84,8 @@ export type DeadLetterJobData = NewDeadLetter;
 export type MaintenanceJobData =
   | { kind: 'reconcile' }
   | { kind: 'retry-order'; deadLetterId: number }
-  | { kind: 'compensate-order'; orderId: string; generation: number };
+  | { kind: 'compensate-order'; orderId: string; generation: number }
+  | { kind: 'track-shipments'; batchSize: number };
 
 /** BullMQ job ids may not contain ':'; order ids are UUIDs, so these are safe and unique. */
 export function stepJobId(ref: OrderRef, step: StepName): string {
@@ -93,6 +100,11 @@ export const retention: Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'> =
 export function stepJobOptions(ref: OrderRef, step: StepName): JobsOptions {
   const { attempts, backoff } = steps[step].policy;
   return { jobId: stepJobId(ref, step), attempts, backoff, ...retention };
+}
+
+/** The job that runs one step of an order again, alone (an operator's replay of a parked step). */
+export function stepReplayJob(ref: OrderRef, step: StepName) {
+  return { name: step, queueName: step, data: ref satisfies StepJobData, opts: stepJobOptions(ref, step) };
 }
 
 // How the stages become BullMQ jobs. BullMQ runs a job's children before it, so a stage after a

@@ -14,6 +14,7 @@ import { createOrderQueues, type OrderQueues } from '../queues/order-queues.ts';
 import { createDatabase, type Db, isDatabaseOutage } from '../sql/database.ts';
 import { pingDatabase } from '../sql/health.ts';
 import type { Logger } from './logger.ts';
+import { collectProcessMetrics, createOrderMetrics, type OrderMetrics } from './metrics.ts';
 import { createRedis } from './redis.ts';
 
 // Every I/O dependency of a process, built from the configuration in one place and closed in one
@@ -28,6 +29,8 @@ export type Deps = {
   mailer: Mailer;
   log: Logger;
   registry: Registry;
+  /** Orders, steps and compensations (runtime/metrics.ts), on `registry`. */
+  metrics: OrderMetrics;
   keys: RedisKeys;
   cache: ReadThrough;
   orders: OrderReader;
@@ -51,6 +54,7 @@ export async function createDeps(
     log.warn({ err: err.message }, 'queue connection error'),
   );
   const registry = new Registry();
+  collectProcessMetrics(registry);
   const keys = redisKeys(config.namespace);
   const cache = createReadThrough(redis, {
     budgetMs: config.cache.dbReadBudgetMs,
@@ -63,6 +67,7 @@ export async function createDeps(
     redis,
     queues,
     registry,
+    metrics: createOrderMetrics(registry),
     keys,
     cache,
     orders,

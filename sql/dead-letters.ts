@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { deadLetterStatuses } from '../domain/dead-letter-policy.ts';
+import { deadLetterKinds, deadLetterStatuses } from '../domain/dead-letter-policy.ts';
 import { type Db, sql, type Tx } from './database.ts';
 
 const deadLetterRow = z.object({
   id: z.coerce.number(),
   order_id: z.string(),
   generation: z.number(),
+  kind: z.enum(deadLetterKinds),
   step: z.string(),
   error_code: z.string(),
   error_message: z.string(),
@@ -20,7 +21,7 @@ const deadLetterRow = z.object({
 export type DeadLetter = z.infer<typeof deadLetterRow>;
 export type DeadLetterStatus = DeadLetter['status'];
 
-const columns = sql.fragment`id, order_id, generation, step, error_code, error_message, attempts, status, retries,
+const columns = sql.fragment`id, order_id, generation, kind, step, error_code, error_message, attempts, status, retries,
   retry_at, note, created_at, updated_at`;
 
 /** Records a dead letter once per (order, generation, step); a redelivered job finds the existing row. */
@@ -78,4 +79,31 @@ export async function updateDeadLetter(
     WHERE id = ${id} AND status = ANY(${sql.array([...from], 'text')})
     RETURNING id`);
   return updated !== null;
+}
+
+/** The enqueue round of a letter's order: the round a replay of its step last ran under. */
+export async function findEnqueueRound(db: Db | Tx, letter: DeadLetter): Promise<number | null> {
+  return db.maybeOneFirst(sql.type(z.object({ enqueue_round: z.number() }))`
+    SELECT enqueue_round FROM orders WHERE id = ${letter.order_id} AND generation = ${letter.generation}`);
+}
+
+/**
+ * Claims a step's dead letter (kind 'step') for a replay: moves it from `seen.status` (parked, or
+ * replayed when that replay's job was lost) to replayed and gives the order a new enqueue round, so the
+ * replay's job id is new. Null when the letter or the round moved since they were seen (a concurrent
+ * replay won): the guard that makes two replays run the step once. Locks the order row first, as every
+ * writer does.
+ */
+export async function claimStepReplay(
+  tx: Tx,
+  letter: DeadLetter,
+  seen: { status: 'parked' | 'replayed'; round: number },
+  note: string,
+): Promise<number | null> {
+  const round = await tx.maybeOneFirst(sql.type(z.object({ enqueue_round: z.number() }))`
+    SELECT enqueue_round FROM orders WHERE id = ${letter.order_id} AND generation = ${letter.generation} FOR UPDATE`);
+  if (round !== seen.round) return null;
+  if (!(await updateDeadLetter(tx, letter.id, [seen.status], { status: 'replayed', note }))) return null;
+  return tx.oneFirst(sql.type(z.object({ enqueue_round: z.number() }))`
+    UPDATE orders SET enqueue_round = enqueue_round + 1 WHERE id = ${letter.order_id} RETURNING enqueue_round`);
 }

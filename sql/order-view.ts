@@ -1,7 +1,7 @@
 import { AppError } from '../domain/errors.ts';
 import { listCompensations } from './compensations.ts';
 import type { Db } from './database.ts';
-import { listNotifications } from './notifications.ts';
+import { findNotificationState, listNotifications } from './notifications.ts';
 import { findOrder, listHistory, type Order } from './orders.ts';
 import { listPayments, type Payment } from './payments.ts';
 import { findShipment } from './shipments.ts';
@@ -37,11 +37,12 @@ function placedFields(order: Order) {
 }
 
 async function statusFields(db: Db, order: Order) {
-  const [history, attempts, payments, notifications, compensations] = await Promise.all([
+  const [history, attempts, payments, notifications, notification, compensations] = await Promise.all([
     listHistory(db, order.id),
     listAttempts(db, order.id),
     listPayments(db, order.id),
     listNotifications(db, order.id),
+    findNotificationState(db, order.id),
     listCompensations(db, order.id),
   ]);
   return {
@@ -86,6 +87,9 @@ async function statusFields(db: Db, order: Order) {
       subject: n.subject,
       sentAt: iso(n.sent_at),
     })),
+    // The shipping confirmation: a COMPLETED order whose mail failed for good says so here (and its
+    // parked dead letter, which an operator replays); the order shipped all the same.
+    notification: notification && { ...notification, sentAt: iso(notification.sentAt) },
     compensations,
   };
 }
@@ -98,6 +102,7 @@ async function trackingFields(db: Db, orderId: string) {
       trackingNumber: shipment.tracking_number,
       labelUrl: shipment.label_url,
       status: shipment.status,
+      deliveredAt: iso(shipment.delivered_at),
       events: shipment.events.map((e) => ({ status: e.status, description: e.description, at: iso(e.at) })),
     },
   };

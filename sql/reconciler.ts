@@ -23,7 +23,9 @@ export async function bumpEnqueueRound(db: Db | Tx, orderId: string, round: numb
 /**
  * Ended orders whose effects are not all undone: stock still reserved, an authorization neither voided
  * nor captured, a capture not fully refunded, a label not cancelled. Normally the dead-letter handler or
- * the cancellation has done it; this is the safety net for when its job was lost.
+ * the cancellation has done it; this is the safety net for when its job was lost. A COMPLETED order
+ * whose notification was parked (a step after fulfilment) is not ended here: it keeps its capture and
+ * label.
  */
 export async function findUncompensatedOrders(db: Db, quietForMs: number, limit: number) {
   return db.any(sql.type(ref)`

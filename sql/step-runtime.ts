@@ -18,6 +18,8 @@ export type StepRun = {
   /** The status a success moves the order to, and the statuses that move is legal from. */
   status: string | null;
   from: readonly string[];
+  /** A step after fulfilment (queues/order-workflow.ts): a final failure parks it, see step_fail in 006. */
+  afterFulfilment: boolean;
 };
 
 type Json = Parameters<typeof sql.jsonb>[0];
@@ -61,22 +63,24 @@ export async function commitStep(db: Db, run: StepRun, commit: StepCommit, outpu
   return db.oneFirst(sql.type(answer)`SELECT ${commit(run, output)} AS result`);
 }
 
-const failed = z.object({ result: z.object({ endedOrder: z.boolean() }) });
+const failed = z.object({ result: z.object({ endedOrder: z.boolean(), parked: z.boolean() }) });
+export type FailAnswer = z.infer<typeof failed>['result'];
 
 /**
  * Records a failed attempt. When `final`, and the order is still in this generation's progress, it also
- * moves the order to FAILED and writes its dead letter, in the same transaction. Returns whether this
- * call ended the order. `orderUuid` is null for a job whose order id is not a UUID (a poison job).
+ * moves the order to FAILED and writes its dead letter, in the same transaction (`endedOrder`: this call
+ * ended the order). A step after fulfilment instead moves the order to the step's status (`from` are
+ * then the statuses that is legal from) and parks its dead letter (`parked`). `orderUuid` is null for a
+ * job whose order id is not a UUID (a poison job).
  */
 export async function failStep(
   db: Db,
   run: StepRun & { orderUuid: string | null; payload: unknown },
   error: { code: string; message: string },
   final: boolean,
-): Promise<boolean> {
-  const result = await db.oneFirst(sql.type(failed)`
+): Promise<FailAnswer> {
+  return db.oneFirst(sql.type(failed)`
     SELECT step_fail(${json(run)}, ${json(error)}, ${final}, ${sql.array([...run.from], 'text')}) AS result`);
-  return result.endedOrder;
 }
 
 const outputs = z.object({ step: z.string(), output: z.unknown() });

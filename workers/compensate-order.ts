@@ -39,6 +39,7 @@ export async function compensateOrder(deps: StepDeps, run: OrderRun): Promise<st
         outcome: 'done',
         detail: detail ?? NOTHING_TO_UNDO,
       });
+      deps.metrics.compensated(step.name, detail ? 'undone' : 'nothing');
       if (detail) undone.push(`${step.name}: ${detail}`);
     } catch (error) {
       const appError = toAppError(error);
@@ -50,6 +51,7 @@ export async function compensateOrder(deps: StepDeps, run: OrderRun): Promise<st
         outcome: 'failed',
         detail: appError.message,
       });
+      deps.metrics.compensated(step.name, 'failed');
       firstFailure ??= error;
     }
   }

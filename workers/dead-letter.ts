@@ -22,6 +22,9 @@ export function createDeadLetterProcessor(deps: StepDeps, queues: OrderQueues, r
   return async (job: Job<DeadLetterJobData>) => {
     const data = job.data;
     const letter = await recordDeadLetter(deps.db, data);
+    // A parked step after fulfilment (kind 'step') belongs to a shipped, completed order: it is never
+    // compensated; an operator replays the step (api/dead-letters.ts).
+    if (letter.kind === 'step') return { status: letter.status };
     if (letter.status !== 'received' && letter.status !== 'compensation_failed') return { status: letter.status };
     const pending = ['received', 'compensation_failed'] as const;
 

@@ -12,11 +12,13 @@ const workers = await startWorkers(deps.redis, deps, deps.queues, {
   prefix: config.redis.prefix,
   reconcileEveryMs: config.reconciler.everyMs,
   stuckAfterMs: config.reconciler.stuckAfterMs,
+  trackingPoll: config.tracking,
   retryPolicy: config.orderRetry,
 });
 const liveness = watchLiveness(workers, deps.redis, {
   staleAfterMs: config.worker.staleAfterMs,
   port: config.worker.healthPort,
+  registry: deps.registry,
 });
 log.info({ queues: config.worker.queues, concurrency: config.worker.concurrency }, 'worker started');
 

@@ -20,15 +20,20 @@ import type { Step, StepDeps } from './step.ts';
 //      ended          this failure ended the order: FAILED and its dead letter were written with it
 //      already-ended  the order had ended (failed elsewhere, cancelled, or a newer generation runs):
 //                     nothing of this step is recorded as done, and what it did must be undone
+//      parked         a step after fulfilment failed for good: the order completed anyway (it shipped)
+//                     and the step's dead letter was parked with it, for an operator to replay; nothing
+//                     is undone
 //
 // Compensation starts in one place, the dead-letter handler (or the compensate-order job for an
 // effect that landed on an ended order), never here.
 
 export type StepOutcome =
-  | { state: 'done'; output: unknown }
+  /** `moved`: this attempt moved the order to the step's status (not a stored success found again). */
+  | { state: 'done'; output: unknown; moved: boolean }
   | { state: 'retry'; error: AppError }
   | { state: 'ended'; error: AppError; deadLetter: NewDeadLetter }
-  | { state: 'already-ended'; reason: string; compensate: boolean };
+  | { state: 'already-ended'; reason: string; compensate: boolean }
+  | { state: 'parked'; error: AppError };
 
 export type Attempt = {
   number: number;
@@ -57,13 +62,14 @@ export async function runStep(
     startedAt: Date.now(),
     status: declared.status ?? null,
     from: declared.status ? statusesBefore(declared.status) : [],
+    afterFulfilment: declared.afterFulfilment === true,
   };
   const parsed = orderSnapshot.safeParse(data.order);
   let customerId = parsed.success ? parsed.data.customerId : undefined;
   try {
     if (!isUuid(orderId)) throw new AppError('not_found', `Order ${String(orderId)} does not exist`);
     const stored = attempt.recovering ? await findStepOutputs(db, data, [step.name, ...step.needs]) : {};
-    if (stored[step.name] !== undefined) return { state: 'done', output: stored[step.name] };
+    if (stored[step.name] !== undefined) return { state: 'done', output: stored[step.name], moved: false };
     const order = parsed.success ? parsed.data : await loadOrderSnapshot(db, orderId);
     if (!order) throw new AppError('not_found', `Order ${orderId} does not exist`);
     customerId = order.customerId;
@@ -82,8 +88,10 @@ export async function runStep(
     const answer = await commitStep(db, run, response.commit, response.output);
     switch (answer.state) {
       case 'done':
-        if (answer.moved) await deps.invalidateOrder(orderId, customerId);
-        return { state: 'done', output: answer.output };
+        // A step after fulfilment may have resolved its parked dead letter (a replay), which the order's
+        // view shows, without moving the order.
+        if (answer.moved || run.afterFulfilment) await deps.invalidateOrder(orderId, customerId);
+        return { state: 'done', output: answer.output, moved: answer.moved };
       case 'ended':
         return {
           state: 'already-ended',
@@ -99,14 +107,17 @@ export async function runStep(
     const error = classify(caught);
     const final = !error.retryable || attempt.isLast;
     const { order: _order, ...payload } = data;
-    const endedOrder = await failStep(
+    // A step after fulfilment never fails the order: its final failure moves it to the step's status.
+    const from = run.afterFulfilment ? run.from : statusesBefore('FAILED');
+    const { endedOrder, parked } = await failStep(
       db,
-      { ...run, from: statusesBefore('FAILED'), orderUuid: isUuid(orderId) ? orderId : null, payload },
+      { ...run, from, orderUuid: isUuid(orderId) ? orderId : null, payload },
       { code: error.code, message: error.message },
       final,
     );
-    if (endedOrder && customerId) await deps.invalidateOrder(orderId, customerId);
+    if ((endedOrder || parked) && customerId) await deps.invalidateOrder(orderId, customerId);
     if (!final) return { state: 'retry', error };
+    if (parked) return { state: 'parked', error };
     if (endedOrder) {
       const deadLetter = {
         orderId: String(orderId),

@@ -1,10 +1,12 @@
 import { hostname } from 'node:os';
 import { type Processor, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
 import type { QueueName } from '../config/index.ts';
 import type { RetryPolicy } from '../domain/dead-letter-policy.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import { DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE } from '../queues/order-workflow.ts';
+import { collectQueueDepth } from '../runtime/metrics.ts';
 import { createDeadLetterProcessor } from './dead-letter.ts';
 import { createMaintenanceProcessor } from './maintenance.ts';
 import type { StepDeps } from './step.ts';
@@ -18,6 +20,8 @@ export type WorkerOptions = {
   reconcileEveryMs: number;
   stuckAfterMs: number;
   retryPolicy: RetryPolicy;
+  /** Poll the carrier for deliveries (config.tracking); unset, no poll is scheduled from this process. */
+  trackingPoll?: { pollEveryMs: number; batchSize: number };
 };
 
 // Stalled jobs: a worker renews its lock every lockDuration/2; a job whose lock lapses (the process was
@@ -26,16 +30,28 @@ export type WorkerOptions = {
 // before BullMQ fails it on its own; the reconciler picks up any order left behind that way.
 const stalledJobSettings = { lockDuration: 30_000, stalledInterval: 30_000, maxStalledCount: 3 };
 
-/** One BullMQ Worker per configured queue, sharing the process's dependencies. */
+/**
+ * One BullMQ Worker per configured queue, sharing the process's dependencies. The depth of the queues
+ * it serves goes on the process's registry (served with GET /metrics on the health port).
+ */
 export async function startWorkers(
   redis: Redis,
-  deps: StepDeps,
+  deps: StepDeps & { registry: Registry },
   orderQueues: OrderQueues,
   options: WorkerOptions,
 ): Promise<Worker[]> {
   const id = `${hostname()}:${process.pid}`;
+  collectQueueDepth(
+    deps.registry,
+    options.queues.map((name) => orderQueues.queues[name]),
+  );
   const serveMaintenance = options.queues.includes(MAINTENANCE_QUEUE);
-  if (serveMaintenance) await orderQueues.scheduleReconciler(options.reconcileEveryMs);
+  const schedule = async () => {
+    await orderQueues.scheduleReconciler(options.reconcileEveryMs);
+    const { trackingPoll } = options;
+    if (trackingPoll) await orderQueues.scheduleTrackingPoll(trackingPoll.pollEveryMs, trackingPoll.batchSize);
+  };
+  if (serveMaintenance) await schedule();
   const workers = options.queues.map((name) => {
     const processor: Processor =
       name === DEAD_LETTER_QUEUE
@@ -53,7 +69,7 @@ export async function startWorkers(
     worker.on('error', (err) => deps.log.error({ queue: name, err }, 'worker error'));
     return worker;
   });
-  if (serveMaintenance) keepReconcilerScheduled(redis, deps, orderQueues, options.reconcileEveryMs, workers);
+  if (serveMaintenance) keepScheduled(redis, deps, schedule, workers);
   return workers;
 }
 
@@ -62,19 +78,11 @@ export async function startWorkers(
  * can lose that hand-over (the job is moved to active, the answer never arrives), and the schedule
  * would stop until BullMQ's stalled-job check gives the job back, up to a minute later: right when the
  * orders accepted during the outage need the reconciler. Scheduling again on every reconnection
- * restores the next run at once (an existing schedule is left as it is).
+ * restores the next run at once (an existing schedule is left as it is). The tracking poll likewise.
  */
-function keepReconcilerScheduled(
-  redis: Redis,
-  deps: StepDeps,
-  orderQueues: OrderQueues,
-  everyMs: number,
-  workers: Worker[],
-): void {
+function keepScheduled(redis: Redis, deps: StepDeps, schedule: () => Promise<void>, workers: Worker[]): void {
   const reschedule = () => {
-    orderQueues
-      .scheduleReconciler(everyMs)
-      .catch((err) => deps.log.warn({ err: err.message }, 'could not schedule the reconciler again'));
+    schedule().catch((err) => deps.log.warn({ err: err.message }, 'could not schedule the maintenance jobs again'));
   };
   redis.on('ready', reschedule);
   for (const worker of workers) worker.once('closing', () => redis.off('ready', reschedule));

@@ -4,6 +4,7 @@ import type { Mailer } from '../providers/mailer.ts';
 import type { PaymentGateway } from '../providers/payment-gateway.ts';
 import type { StepName } from '../queues/order-workflow.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { OrderMetrics } from '../runtime/metrics.ts';
 import type { Db } from '../sql/database.ts';
 import type { Order, OrderSnapshot } from '../sql/orders.ts';
 import { commits, type StepCommit } from '../sql/step-runtime.ts';
@@ -23,6 +24,8 @@ export type StepDeps = {
   carrier: Carrier;
   mailer: Mailer;
   log: Logger;
+  /** Orders ended, step durations and retries, compensations (runtime/metrics.ts). */
+  metrics: OrderMetrics;
   /** Hot SKUs' admission counters: an ended order gives its tickets back (flash-sale/admission.ts). */
   admission: Pick<Admission, 'giveBack'>;
   /** Called after a committed change to an order's status (see runtime/deps.ts). */

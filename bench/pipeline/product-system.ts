@@ -59,6 +59,9 @@ export async function startProduct(
       PAYMENT_GATEWAY_URL: urls.gateway,
       CARRIER_URL: urls.carrier,
       WORKER_CONCURRENCY: String(options.concurrency),
+      // The three demo customers' keys post every order, as fast as the pipeline takes them: on a faster
+      // machine that is more than a key's write budget, and the bench measures the pipeline, not the limiter.
+      RATE_LIMIT_WRITES: '0',
       LOG_LEVEL: 'warn',
     },
   });

@@ -4,6 +4,7 @@ import { inject } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import { type Config, loadConfig } from '../../config/index.ts';
 import { isTerminal } from '../../domain/order-status.ts';
+import type { Mailer } from '../../providers/mailer.ts';
 import { createDeps, type Deps } from '../../runtime/deps.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { type Sandbox, type SandboxOptions, startSandbox } from '../../sandbox/server.ts';
@@ -26,6 +27,8 @@ export type HarnessOptions = {
   env?: Record<string, string>;
   /** Skip removing the queues at the end (their Redis is gone, or private to the test). */
   keepQueues?: boolean;
+  /** The workers' mail transport (a third party: a test fakes it here, the log mailer otherwise). */
+  mailer?: Mailer;
 };
 
 /**
@@ -53,7 +56,8 @@ export async function startHarness(options: HarnessOptions = {}) {
   };
   const config: Config = loadConfig(env);
   const log = createLogger(config.logLevel, 'test');
-  const deps: Deps = await createDeps(config, log);
+  const built: Deps = await createDeps(config, log);
+  const deps: Deps = options.mailer ? { ...built, mailer: options.mailer } : built;
   const keys: DemoKeys = await seedDemo(config.db.url);
   // The API gets its own fail-fast Redis connection, as api/server.ts does, so a request does not wait
   // for a Redis that is down.
@@ -65,6 +69,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     bodyLimitBytes: config.http.bodyLimitBytes,
     idempotencyStaleAfterMs: 60_000,
     recentOrdersTtlMs: config.cache.ttlMs.recentOrders,
+    rateLimit: config.rateLimit,
   });
   const workers: Worker[] =
     options.workers === false
