@@ -11,6 +11,8 @@ describe('loadSandboxConfig', () => {
       latencyMs: 0,
       declineRate: 0,
       failureRate: 0,
+      deliveryStageMs: 0,
+      exceptionRate: 0,
       seed: undefined,
     });
   });
@@ -24,6 +26,8 @@ describe('loadSandboxConfig', () => {
         SANDBOX_LATENCY_MS: '25',
         SANDBOX_DECLINE_RATE: '0.2',
         SANDBOX_FAILURE_RATE: '1',
+        SANDBOX_DELIVERY_STAGE_MS: '3000',
+        SANDBOX_EXCEPTION_RATE: '0.05',
         SANDBOX_SEED: '42',
       }),
     ).toEqual({
@@ -33,6 +37,8 @@ describe('loadSandboxConfig', () => {
       latencyMs: 25,
       declineRate: 0.2,
       failureRate: 1,
+      deliveryStageMs: 3_000,
+      exceptionRate: 0.05,
       seed: 42,
     });
   });
@@ -49,6 +55,7 @@ describe('loadSandboxConfig', () => {
     ['SANDBOX_DECLINE_RATE', '-0.1'],
     ['SANDBOX_FAILURE_RATE', '1.5'],
     ['SANDBOX_LATENCY_MS', '-5'],
+    ['SANDBOX_EXCEPTION_RATE', '1.5'],
     ['SANDBOX_GATEWAY_PORT', '65536'],
     ['SANDBOX_SEED', 'abc'],
   ])('refuses %s=%j in a ConfigError that names it', (name, value) => {

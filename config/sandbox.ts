@@ -14,6 +14,8 @@ const schema = z.object({
   SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).default(0),
   SANDBOX_DECLINE_RATE: rate.default(0),
   SANDBOX_FAILURE_RATE: rate.default(0),
+  SANDBOX_DELIVERY_STAGE_MS: z.coerce.number().int().min(0).default(0),
+  SANDBOX_EXCEPTION_RATE: rate.default(0),
   SANDBOX_SEED: z.coerce.number().int().optional(),
 });
 
@@ -24,6 +26,10 @@ export type SandboxConfig = {
   latencyMs: number;
   declineRate: number;
   failureRate: number;
+  /** The carrier moves each shipment one tracking stage on every this many ms; 0 = only when advanced. */
+  deliveryStageMs: number;
+  /** Chance that a shipment has a failed delivery attempt (an `exception` event) before it is delivered. */
+  exceptionRate: number;
   seed: number | undefined;
 };
 
@@ -36,6 +42,8 @@ export function loadSandboxConfig(env: Record<string, string | undefined> = proc
     latencyMs: e.SANDBOX_LATENCY_MS,
     declineRate: e.SANDBOX_DECLINE_RATE,
     failureRate: e.SANDBOX_FAILURE_RATE,
+    deliveryStageMs: e.SANDBOX_DELIVERY_STAGE_MS,
+    exceptionRate: e.SANDBOX_EXCEPTION_RATE,
     seed: e.SANDBOX_SEED,
   };
 }

@@ -17,7 +17,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   sandbox.carrier.reset();
-  Object.assign(sandbox.carrier.settings, { latencyMs: 0, failureRate: 0 });
+  Object.assign(sandbox.carrier.settings, { latencyMs: 0, failureRate: 0, deliveryStageMs: 0, exceptionRate: 0 });
 });
 
 function shipment(country = 'DE'): CreateShipmentInput {
@@ -54,8 +54,58 @@ describe('createCarrierClient', () => {
     await carrier.cancelShipment(shipmentId, 'order-1:cancel');
     await carrier.cancelShipment(shipmentId, 'order-1:cancel-again');
 
-    const events = await carrier.getEvents(shipmentId);
-    expect(events.map((event) => event.status)).toEqual(['label_created', 'cancelled']);
+    const tracking = await carrier.events(shipmentId);
+    expect(tracking.status).toBe('cancelled');
+    expect(tracking.events.map((event) => event.status)).toEqual(['label_created', 'cancelled']);
+  });
+
+  it('reports the tracking events of a shipment moved on at the carrier', async () => {
+    const { shipmentId } = await carrier.createShipment(shipment(), 'order-1:ship');
+    await fetch(`${sandbox.carrier.url}/_sandbox/shipments/${shipmentId}/advance`, {
+      method: 'POST',
+      body: JSON.stringify({ to: 'delivered' }),
+    });
+
+    const tracking = await carrier.events(shipmentId);
+
+    expect(tracking.status).toBe('delivered');
+    expect(tracking.events.map((event) => event.status)).toEqual([
+      'label_created',
+      'in_transit',
+      'out_for_delivery',
+      'delivered',
+    ]);
+  });
+
+  it('books a return label for a shipment, once per idempotency key', async () => {
+    const { shipmentId, trackingNumber } = await carrier.createShipment(shipment(), 'order-1:ship');
+    const input = { shipmentId, reference: 'RMA-1', parcels: [{ sku: 'MUG-1', quantity: 1 }] };
+
+    const label = await carrier.createReturnLabel(input, 'return-RMA-1');
+    const again = await carrier.createReturnLabel(input, 'return-RMA-1');
+    const byTrackingNumber = await carrier.createReturnLabel(
+      { trackingNumber, reference: 'RMA-2', parcels: input.parcels },
+      'return-RMA-2',
+    );
+
+    expect(again).toEqual(label);
+    expect(label.returnId).toMatch(/^ret_/);
+    expect(label.labelUrl).toBe(`${sandbox.carrier.url}/v1/returns/${label.returnId}/label`);
+    expect(await (await fetch(label.labelUrl)).text()).toContain(label.trackingNumber);
+    expect(byTrackingNumber.returnId).not.toBe(label.returnId);
+    expect(sandbox.carrier.stats().returnLabelsByReference).toEqual({ 'RMA-1': 1, 'RMA-2': 1 });
+  });
+
+  it('refuses a return label for an unknown shipment as provider_rejected', async () => {
+    const error = await carrier
+      .createReturnLabel({ shipmentId: 'shp_nope', reference: 'RMA-1', parcels: [{ sku: 'MUG-1', quantity: 1 }] }, 'k')
+      .catch((e: unknown) => e);
+
+    expect(error).toMatchObject({
+      code: 'provider_rejected',
+      retryable: false,
+      details: { providerCode: 'shipment_unknown' },
+    });
   });
 
   it('throws a permanent address_undeliverable business error', async () => {
@@ -78,7 +128,7 @@ describe('createCarrierClient', () => {
   it('turns a 503 into a retryable provider_unavailable', async () => {
     sandbox.carrier.settings.failureRate = 1;
 
-    const error = await carrier.getEvents('shp_any').catch((e: unknown) => e);
+    const error = await carrier.events('shp_any').catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(TransientError);
     expect(error).toMatchObject({ code: 'provider_unavailable', details: { status: 503 } });

@@ -30,10 +30,20 @@ export type Shipment = {
   events: ShipmentEvent[];
 };
 
+/** Where a shipment stands at the carrier: its latest status and every tracking event so far. */
+export type Tracking = { status: string; events: ShipmentEvent[] };
+/** The original shipment, by the carrier's id or its tracking number; `reference` is the return's RMA. */
+export type CreateReturnLabelInput = ({ shipmentId: string } | { trackingNumber: string }) & {
+  reference: string;
+  parcels: Parcel[];
+};
+export type ReturnLabel = { returnId: string; carrier: string; trackingNumber: string; labelUrl: string };
+
 export type Carrier = {
   createShipment(input: CreateShipmentInput, idempotencyKey: string): Promise<Shipment>;
   cancelShipment(shipmentId: string, idempotencyKey: string): Promise<void>;
-  getEvents(shipmentId: string): Promise<ShipmentEvent[]>;
+  events(shipmentId: string): Promise<Tracking>;
+  createReturnLabel(input: CreateReturnLabelInput, idempotencyKey: string): Promise<ReturnLabel>;
 };
 
 export type CarrierClientOptions = { url: string; timeoutMs: number };
@@ -47,7 +57,13 @@ const shipmentResponse = z.object({
   events: z.array(event),
 });
 const cancelResponse = z.object({ status: z.literal('cancelled') });
-const eventsResponse = z.object({ events: z.array(event) });
+const eventsResponse = z.object({ status: z.string(), events: z.array(event) });
+const returnResponse = z.object({
+  id: z.string(),
+  carrier: z.string(),
+  trackingNumber: z.string(),
+  labelUrl: z.string(),
+});
 
 export function createCarrierClient(options: CarrierClientOptions): Carrier {
   const base = options.url.replace(/\/+$/, '');
@@ -92,9 +108,25 @@ export function createCarrierClient(options: CarrierClientOptions): Carrier {
       parseResponse(cancelResponse, response);
     },
 
-    async getEvents(shipmentId) {
+    async events(shipmentId) {
       const response = await getJson(`${base}/v1/shipments/${encodeURIComponent(shipmentId)}/events`, { timeoutMs });
-      return parseResponse(eventsResponse, response).events;
+      return parseResponse(eventsResponse, response);
+    },
+
+    async createReturnLabel(input, idempotencyKey) {
+      const response = await postJson(`${base}/v1/returns`, input, { timeoutMs, idempotencyKey, expect: [422] });
+      if (response.status === 422) {
+        const code = providerErrorCode(response.body);
+        throw new AppError(
+          'provider_rejected',
+          `Return label ${input.reference} refused: ${code ?? 'unknown reason'}`,
+          {
+            details: { reference: input.reference, status: response.status, providerCode: code, body: response.body },
+          },
+        );
+      }
+      const body = parseResponse(returnResponse, response);
+      return { returnId: body.id, carrier: body.carrier, trackingNumber: body.trackingNumber, labelUrl: body.labelUrl };
     },
   };
 }

@@ -17,6 +17,9 @@ export type SandboxOptions = {
   latencyMs?: number;
   declineRate?: number;
   failureRate?: number;
+  /** The carrier's pace from one tracking stage to the next (0 = only when advanced) and its exception rate. */
+  deliveryStageMs?: number;
+  exceptionRate?: number;
   /** Same seed, same sequence of injected declines and failures. Random when not given. */
   seed?: number;
 };
@@ -61,9 +64,9 @@ function closeServer(server: ServerType): Promise<void> {
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const host = options.host ?? '127.0.0.1';
   const seed = options.seed ?? randomSeed();
-  const { latencyMs, declineRate, failureRate } = options;
+  const { latencyMs, declineRate, failureRate, deliveryStageMs, exceptionRate } = options;
   const gateway = createPaymentGateway({ latencyMs, declineRate, failureRate, seed });
-  const carrier = createCarrier({ latencyMs, failureRate, seed });
+  const carrier = createCarrier({ latencyMs, failureRate, deliveryStageMs, exceptionRate, seed });
 
   const gatewayServer = await listen(gateway.app, host, options.gatewayPort ?? 4001);
   let carrierServer: ServerType;
@@ -104,7 +107,13 @@ if (import.meta.main) {
       gatewayUrl: sandbox.gateway.url,
       carrierUrl: sandbox.carrier.url,
       seed: sandbox.seed,
-      settings: { latencyMs: config.latencyMs, declineRate: config.declineRate, failureRate: config.failureRate },
+      settings: {
+        latencyMs: config.latencyMs,
+        declineRate: config.declineRate,
+        failureRate: config.failureRate,
+        deliveryStageMs: config.deliveryStageMs,
+        exceptionRate: config.exceptionRate,
+      },
     }),
   );
   function stop(signal: NodeJS.Signals): void {

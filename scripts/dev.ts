@@ -272,6 +272,11 @@ async function main(): Promise<void> {
       PAYMENT_GATEWAY_URL: `http://127.0.0.1:${settings.gatewayPort}`,
       CARRIER_URL: `http://127.0.0.1:${settings.carrierPort}`,
       WORKER_SHUTDOWN_TIMEOUT_MS: settings.workerShutdownTimeoutMs,
+      // Deliveries to watch: the sandbox carrier moves each parcel a stage every few seconds (now and then
+      // with a failed attempt first) and the worker asks it as often, so an order is delivered in under a minute.
+      SANDBOX_DELIVERY_STAGE_MS: env.SANDBOX_DELIVERY_STAGE_MS || '4000',
+      SANDBOX_EXCEPTION_RATE: env.SANDBOX_EXCEPTION_RATE || '0.05',
+      TRACKING_POLL_MS: env.TRACKING_POLL_MS || '5000',
     };
     const sandbox = spawnService('sandbox', 'sandbox/server.ts', 'blue', childEnv);
     const worker = spawnService('worker', 'workers/main.ts', 'magenta', childEnv);

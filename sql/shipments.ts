@@ -10,6 +10,10 @@ const shipmentRow = z.object({
   status: z.string(),
   created_at: z.number(),
   cancelled_at: z.number().nullable(),
+  /** When the carrier delivered it (its delivered event); a return window starts here. */
+  delivered_at: z.number().nullable(),
+  /** When orderflow last asked the carrier for its events (null: never). */
+  tracked_at: z.number().nullable(),
 });
 const eventRow = z.object({ status: z.string(), description: z.string(), at: z.number() });
 export type Shipment = z.infer<typeof shipmentRow> & { events: Array<z.infer<typeof eventRow>> };
@@ -39,7 +43,8 @@ export async function recordShipment(tx: Tx, s: NewShipment): Promise<void> {
 
 export async function findShipment(db: Db | Tx, orderId: string): Promise<Shipment | null> {
   const row = await db.maybeOne(sql.type(shipmentRow)`
-    SELECT id, carrier, carrier_shipment_id, tracking_number, label_url, status, created_at, cancelled_at
+    SELECT id, carrier, carrier_shipment_id, tracking_number, label_url, status, created_at, cancelled_at, delivered_at,
+           tracked_at
     FROM shipments WHERE order_id = ${orderId}`);
   if (!row) return null;
   const events = await db.any(sql.type(eventRow)`
