@@ -62,7 +62,7 @@ describe('loadConfig', () => {
         hotRatePerMinute: 30,
         hotStock: 20,
         coolDownMs: 60_000,
-        heartbeatMs: 2_000,
+        heartbeatMs: 5_000,
         purchaseLimit: 2,
         relayFallbackPollMs: 1_000,
         relayListenUrl: required.DATABASE_URL,

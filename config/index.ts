@@ -67,7 +67,7 @@ const schema = z.object({
   FLASH_SALE_RELAY_FALLBACK_POLL_MS: ms.default(1_000),
   FLASH_SALE_RELAY_LISTEN_URL: url.optional(),
   FLASH_SALE_ADMISSION_RESEED_MS: ms.default(2_000),
-  FLASH_SALE_HEARTBEAT_MS: ms.default(2_000),
+  FLASH_SALE_HEARTBEAT_MS: ms.default(5_000),
   FLASH_SALE_GATE_MIN_RATE: z.coerce.number().positive().default(5),
   FLASH_SALE_GATE_BACKLOG_SECONDS: z.coerce.number().positive().default(2),
   // Per API key and window, shared by every API process (api/rate-limit.ts); 0 turns a budget off. A
@@ -125,7 +125,7 @@ export type Config = {
     relayFallbackPollMs: number;
     /** Where the relay LISTENs for new stock movements: a direct connection (a pooler in transaction mode drops LISTEN). */
     relayListenUrl: string;
-    /** How often the controller renews the hot SKU hash, which expires 5 heartbeats after the last one. */
+    /** How often the controller renews the hot SKU hash, which expires 6 heartbeats after the last one. */
     heartbeatMs: number;
     admission: AdmissionSettings;
   };

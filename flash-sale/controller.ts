@@ -38,9 +38,11 @@ export type ControllerSettings = HeatThresholds & {
 
 /**
  * The hot hash expires this many heartbeats after the last one: a controller that stays down (or stalls)
- * takes its hot SKUs, their purchase limits and their door with it, instead of leaving them forever.
+ * takes its hot SKUs, their purchase limits and their door with it, instead of leaving them forever. With
+ * the default heartbeat that is 30 s: a controller restarted on a busy machine (with Redis or PostgreSQL
+ * restarting too) takes several seconds, and a sale must not lose its limits meanwhile.
  */
-export const HOT_LIST_HEARTBEATS = 5;
+export const HOT_LIST_HEARTBEATS = 6;
 
 /** Orders that finished (shipped, or released after a failure) are counted over this window. */
 const COMPLETION_WINDOW_MS = 5_000;

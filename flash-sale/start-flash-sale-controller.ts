@@ -53,6 +53,10 @@ export async function startFlashSaleController(
   const controller = createController({ ...deps, keys, admission: admission(deps.redis, keys) }, settings, metrics);
 
   await controller.loadHotSkus();
+  // At once, not a heartbeat later: the previous controller's hot SKUs may be close to expiring.
+  await controller.heartbeat().catch((error) => {
+    log.warn({ err: (error as Error).message }, 'hot SKU hash not renewed yet; the heartbeat loop tries again');
+  });
   // The declared sales first: the controller decides nothing until it knows them (see controller.ts).
   await controller.refreshSales().catch((error) => {
     log.warn({ err: (error as Error).message }, 'declared sales not loaded yet; decisions wait for them');

@@ -6,7 +6,7 @@ import { MAINTENANCE_QUEUE } from '../../queues/order-workflow.ts';
 import { type Db, sql } from '../../sql/database.ts';
 
 // Quiescence: no order in progress, no dead letter still being handled or waiting for its retry, no
-// job left in any queue but the reconciler's own schedule, and the flash-sale controller caught up: every
+// job left in any queue but the job schedulers' next runs, and the flash-sale controller caught up: every
 // stock movement published to the inventory stream, every entry delivered to its consumer group and
 // acknowledged (entries a killed controller left pending are taken over after 30 s). It must hold for a
 // few polls in a row, since a reconciler run or a late stalled job can start new work at any moment.
@@ -87,9 +87,10 @@ async function readState(options: {
   for (const [name, queue] of Object.entries(queues.queues)) {
     let busy: number;
     if (name === MAINTENANCE_QUEUE) {
-      // The reconciler's next run is always there (delayed, or active for a few ms): it does not count.
+      // The next run of each job scheduler (the reconciler, the tracking poll) is always there, delayed
+      // or active for a moment: those do not count.
       const jobs = await queue.getJobs(['waiting', 'prioritized', 'active', 'delayed']);
-      busy = jobs.filter((job) => job.name !== 'reconcile').length;
+      busy = jobs.filter((job) => !job.repeatJobKey).length;
     } else {
       const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'waiting-children');
       busy = Object.values(counts).reduce((a, b) => a + b, 0);
