@@ -4,12 +4,14 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { requestId } from 'hono/request-id';
+import { defaultReturnSettings, type ReturnSettings } from '../config/index.ts';
 import { AppError } from '../domain/errors.ts';
 import type { Deps } from '../runtime/deps.ts';
 import { collectDeadLetters, collectQueueDepth } from '../runtime/metrics.ts';
 import { findApiKey } from '../sql/api-keys.ts';
 import { BULL_BOARD_PATH, isBullBoardPath, mountBullBoard } from './admin.ts';
 import { adminInventoryRoutes } from './admin-inventory.ts';
+import { adminReturnRoutes } from './admin-returns.ts';
 import { cacheKeyLookups } from './api-key-cache.ts';
 import { type AuthEnv, apiKeyAuth, type Caller } from './auth.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
@@ -20,6 +22,7 @@ import { mountApiDocs, openapiRoute } from './openapi.ts';
 import { orderRoutes } from './orders.ts';
 import { perKeyRateLimit, type RateLimitSettings } from './rate-limit.ts';
 import { readRoutes } from './read-routes.ts';
+import { returnRoutes } from './returns.ts';
 
 export type AppDeps = Pick<
   Deps,
@@ -43,6 +46,10 @@ export type AppDeps = Pick<
   apiKeyCacheTtlMs?: number;
   /** Requests per window per API key (config `rateLimit`); without it, no key is limited. */
   rateLimit?: RateLimitSettings;
+  /** Return window, token lifetime (config `returns`); the defaults without it. */
+  returns?: ReturnSettings;
+  /** The clock of return windows and tokens (tests move it). */
+  now?: () => number;
 };
 
 /** The HTTP API. Opens no port: `api/server.ts` serves it, tests call `app.request()`. */
@@ -88,14 +95,23 @@ export function createApp(deps: AppDeps) {
   openapiRoute(app, metricsRoute, async (c) =>
     c.text(await deps.registry.metrics(), 200, { 'content-type': deps.registry.contentType }),
   );
-  for (const path of ['/orders', '/orders/*', '/customers/*', '/inventory/*']) app.use(path, apiKeyAuth({ findKey }));
+  for (const path of ['/orders', '/orders/*', '/customers/*', '/inventory/*', '/returns/*']) {
+    app.use(path, apiKeyAuth({ findKey }));
+  }
   // After authentication: the budget is the caller's. Once per request: '/orders/*' matches '/orders' too.
   const limitRate = deps.rateLimit
     ? perKeyRateLimit({ redis: deps.redis, keys: deps.keys, settings: deps.rateLimit, log: deps.log })
     : undefined;
-  if (limitRate) for (const path of ['/orders/*', '/customers/*', '/inventory/*']) app.use(path, limitRate);
+  if (limitRate)
+    for (const path of ['/orders/*', '/customers/*', '/inventory/*', '/returns/*']) app.use(path, limitRate);
   app.route('/orders', orderRoutes(deps));
   app.route('/', readRoutes(deps));
+  const returnDeps = {
+    ...deps,
+    returns: deps.returns ?? defaultReturnSettings,
+    now: deps.now ?? Date.now,
+  };
+  app.route('/', returnRoutes(returnDeps));
   // Bull Board is the one page a browser opens: it alone takes Basic auth, behind a CSRF check (a browser
   // sends remembered Basic credentials with a cross-site form too).
   const adminAuth = apiKeyAuth({ findKey, role: 'admin' });
@@ -114,6 +130,7 @@ export function createApp(deps: AppDeps) {
   });
   app.route('/admin/dead-letters', deadLetterRoutes(deps));
   app.route('/admin', adminInventoryRoutes(deps));
+  app.route('/admin/returns', adminReturnRoutes(returnDeps));
   // Bull Board's routes are more than Hono's RegExpRouter takes: mounted on the API itself, they made it
   // match every request, cache hits included, with the slower TrieRouter. It gets an app of its own,
   // reached through the admin check above; its answers keep the API's headers (the request id).

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { Job } from 'bullmq';
 import { type DeadLetterStatus, deadLetterKinds, deadLetterStatuses } from '../domain/dead-letter-policy.ts';
@@ -7,6 +8,8 @@ import type { OrderQueues } from '../queues/order-queues.ts';
 import {
   DEAD_LETTER_QUEUE,
   type OrderRef,
+  parseReturnStep,
+  type ReturnJobData,
   type StepName,
   stepJobId,
   stepNames,
@@ -73,7 +76,9 @@ export function deadLetterRoutes(deps: ReplayDeps) {
     const letter = await load(deps.db, c.req.valid('param').id);
     const actor = `api:${c.get('caller').name}`;
     if (letter.kind === 'step') {
-      await replayStep(deps, letter, actor);
+      const returnStep = parseReturnStep(letter.step);
+      if (returnStep) await replayReturnStep(deps, letter, returnStep, actor);
+      else await replayStep(deps, letter, actor);
       return c.json({ ...present((await findDeadLetter(deps.db, letter.id))!), generation: null }, 202);
     }
     if (letter.status === 'compensation_failed') {
@@ -178,6 +183,29 @@ async function replayStep(deps: ReplayDeps, letter: DeadLetter, actor: string): 
     throw error;
   }
   await deps.invalidateOrder(letter.order_id);
+}
+
+/**
+ * Runs a parked step of a return's saga again. Claiming the letter (parked → replayed) is what makes two
+ * replays run it once; the job gets an id of its own (the failed one is kept for a week and would swallow
+ * a re-add under its id). The step resolves the letter when it succeeds, or parks it again.
+ */
+async function replayReturnStep(deps: ReplayDeps, letter: DeadLetter, step: ReturnJobData, actor: string) {
+  if (letter.status !== 'parked')
+    throw new AppError('conflict', `Nothing to replay: the dead letter is ${letter.status}`);
+  const note = `${letter.step} replayed by ${actor}`;
+  if (!(await updateDeadLetter(deps.db, letter.id, ['parked'], { status: 'replayed', note }))) {
+    throw new AppError('conflict', `A replay of ${letter.step} is running already`);
+  }
+  try {
+    await deps.queues.enqueueReturnStep(step, `replay-${letter.id}-${randomUUID().slice(0, 8)}`);
+  } catch (error) {
+    await updateDeadLetter(deps.db, letter.id, ['replayed'], {
+      status: 'parked',
+      note: `the replay by ${actor} could not be enqueued; replay again`,
+    });
+    throw error;
+  }
 }
 
 /** Whether the replay job of that round is still waiting or running (not finished, not lost). */

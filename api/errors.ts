@@ -26,6 +26,13 @@ const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   sold_out: 409,
   checkout_busy: 429,
   rate_limited: 429,
+  // Another customer's token is "not found", like another customer's order; the caller's own token for
+  // another order is theirs to know about, but not for this order.
+  return_token_invalid: 404,
+  return_token_wrong_order: 403,
+  return_token_expired: 422,
+  return_token_used: 409,
+  already_returned: 409,
   address_undeliverable: 422,
   provider_rejected: 502,
   provider_unavailable: 503,

@@ -149,6 +149,7 @@ export function mountApiDocs<E extends Env>(app: OpenAPIHono<E>, options: ApiDoc
 /** The tags of the document, in the order the reference shows them. */
 const apiTags = [
   { name: 'Orders', description: 'Place, read and cancel orders (SPEC §2, §3)' },
+  { name: 'Returns', description: 'Quote, return, follow and cancel the return of delivered items (SPEC §5)' },
   { name: 'Customers', description: 'A customer’s recent orders' },
   { name: 'Inventory', description: 'Stock answers, through the cache' },
   { name: 'Admin', description: 'Operators: stock, flash sales, hot SKUs, dead letters (admin keys only)' },

@@ -3,6 +3,7 @@ import { AppError } from '../domain/errors.ts';
 import { orderStatuses } from '../domain/order-status.ts';
 import type { Db } from '../sql/database.ts';
 import { loadOrderGroups } from '../sql/order-view.ts';
+import { returnSchema } from './return-view.ts';
 
 /** Everything about an order straight from PostgreSQL (for answers to writes); null if the caller may not see it. */
 export async function loadOrderView(db: Db, orderId: string, customerId?: string) {
@@ -107,6 +108,7 @@ export const orderViewSchema = z
         }),
       )
       .readonly(),
+    returns: z.array(returnSchema),
     shipment: z
       .object({
         carrier: z.string(),

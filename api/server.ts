@@ -15,6 +15,7 @@ const app = createApp({
   idempotencyStaleAfterMs: config.idempotency.inFlightTimeoutMs,
   recentOrdersTtlMs: config.cache.ttlMs.recentOrders,
   rateLimit: config.rateLimit,
+  returns: config.returns,
 });
 
 const server = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, (info) => {

@@ -33,6 +33,7 @@ describe('loadConfig', () => {
           'notify',
           'dead-letter',
           'maintenance',
+          'returns',
         ],
         concurrency: 10,
         shutdownTimeoutMs: 30_000,
@@ -42,6 +43,7 @@ describe('loadConfig', () => {
       reconciler: { everyMs: 30_000, stuckAfterMs: 600_000 },
       tracking: { pollEveryMs: 60_000, batchSize: 200 },
       orderRetry: { maxRetries: 3, baseDelayMs: 300_000 },
+      returns: { windowDays: 30, tokenTtlMs: 600_000, receiptDays: 30, sweepEveryMs: 600_000 },
       namespace: 'orderflow',
       cache: {
         ttlMs: {

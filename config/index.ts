@@ -43,6 +43,12 @@ const schema = z.object({
   RECONCILE_STUCK_AFTER_MS: ms.default(10 * 60_000),
   TRACKING_POLL_MS: ms.default(60_000),
   TRACKING_POLL_BATCH: z.coerce.number().int().min(1).max(10_000).default(200),
+  // Returns (SPEC §5): the window from delivery, how long a quote's token lasts, how long a return may
+  // take to arrive before it expires, and how often the worker looks for expired (and stalled) returns.
+  RETURN_WINDOW_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
+  RETURN_TOKEN_TTL_MS: ms.default(600_000),
+  RETURN_RECEIPT_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  RETURN_SWEEP_MS: ms.default(10 * 60_000),
   ORDER_RETRY_MAX: z.coerce.number().int().min(0).max(20).default(3),
   ORDER_RETRY_BASE_DELAY_MS: ms.default(5 * 60_000),
   REDIS_NAMESPACE: z
@@ -103,6 +109,7 @@ export type Config = {
   /** How often the worker asks the carrier about shipments on their way, and at most how many per run. */
   tracking: { pollEveryMs: number; batchSize: number };
   orderRetry: { maxRetries: number; baseDelayMs: number };
+  returns: ReturnSettings;
   /** Names every Redis key that is not a queue: cache, inventory stream, hot SKUs. */
   namespace: string;
   cache: {
@@ -133,6 +140,22 @@ export type Config = {
   rateLimit: RateLimitSettings;
   paymentGateway: { url: string; timeoutMs: number };
   carrier: { url: string; timeoutMs: number };
+};
+
+export type ReturnSettings = {
+  windowDays: number;
+  tokenTtlMs: number;
+  receiptDays: number;
+  /** How often the worker expires returns not received in time and re-enqueues stalled return steps. */
+  sweepEveryMs: number;
+};
+
+/** The defaults, for an app or worker built without a configuration (tests). */
+export const defaultReturnSettings: ReturnSettings = {
+  windowDays: 30,
+  tokenTtlMs: 600_000,
+  receiptDays: 30,
+  sweepEveryMs: 10 * 60_000,
 };
 
 export class ConfigError extends Error {
@@ -177,6 +200,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     reconciler: { everyMs: e.RECONCILE_INTERVAL_MS, stuckAfterMs: e.RECONCILE_STUCK_AFTER_MS },
     tracking: { pollEveryMs: e.TRACKING_POLL_MS, batchSize: e.TRACKING_POLL_BATCH },
     orderRetry: { maxRetries: e.ORDER_RETRY_MAX, baseDelayMs: e.ORDER_RETRY_BASE_DELAY_MS },
+    returns: {
+      windowDays: e.RETURN_WINDOW_DAYS,
+      tokenTtlMs: e.RETURN_TOKEN_TTL_MS,
+      receiptDays: e.RETURN_RECEIPT_DAYS,
+      sweepEveryMs: e.RETURN_SWEEP_MS,
+    },
     namespace: e.REDIS_NAMESPACE,
     cache: {
       ttlMs: {

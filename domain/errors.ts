@@ -26,6 +26,12 @@ export type ErrorCode =
   // a flash sale's door (SPEC §4): no units left to admit, or orders for hot SKUs arriving too fast
   | 'sold_out'
   | 'checkout_busy'
+  // returns (SPEC §5): a confirmation token that does not create a return, or an item already returned
+  | 'return_token_invalid'
+  | 'return_token_wrong_order'
+  | 'return_token_expired'
+  | 'return_token_used'
+  | 'already_returned'
   // an API key sent more requests than its budget per window (SPEC §7)
   | 'rate_limited'
   // a provider answered with something we did not expect (permanent, needs a human)

@@ -1,8 +1,8 @@
 // Every change to a SKU's stock is a movement of one kind, written beside the change (stock_movements)
 // and published as an inventory event: an order's reservation, its release, shipment and the undoing of
-// one, and the goods an operator brings in or corrects.
+// one, the goods an operator brings in or corrects, and returned units put back on sale.
 
-export const stockMovementKinds = ['reserve', 'release', 'ship', 'unship', 'restock', 'adjust'] as const;
+export const stockMovementKinds = ['reserve', 'release', 'ship', 'unship', 'restock', 'adjust', 'return'] as const;
 export type StockMovementKind = (typeof stockMovementKinds)[number];
 
 /** An inventory event as the relay publishes it on the stream (all fields are strings in Redis). */

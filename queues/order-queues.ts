@@ -9,7 +9,10 @@ import {
   type MaintenanceJobData,
   type QueueName,
   queueNames,
+  RETURNS_QUEUE,
+  type ReturnJobData,
   retention,
+  returnJobOptions,
   type StepJobData,
   stepJobOptions,
 } from './order-workflow.ts';
@@ -85,6 +88,25 @@ export function createOrderQueues(redis: Redis, prefix: string, onError: (error:
         {
           name: 'track-shipments',
           data: { kind: 'track-shipments', batchSize } satisfies MaintenanceJobData,
+          opts: retention,
+        },
+      );
+    },
+    /**
+     * A step of a return's saga; the same step of the same return is added once (its job id), unless
+     * `replay` names a new run of it (an operator's replay of its parked dead letter).
+     */
+    async enqueueReturnStep(data: ReturnJobData, replay?: string): Promise<void> {
+      await queues[RETURNS_QUEUE].add(data.step, replay ? { ...data, replay } : data, returnJobOptions(data, replay));
+    },
+    /** Expiry of returns not received in time, and recovery of lost return steps (workers/returns/sweep.ts). */
+    async scheduleReturnSweep(everyMs: number, receiptDays: number): Promise<void> {
+      await queues[MAINTENANCE_QUEUE].upsertJobScheduler(
+        'sweep-returns',
+        { every: everyMs },
+        {
+          name: 'sweep-returns',
+          data: { kind: 'sweep-returns', receiptDays } satisfies MaintenanceJobData,
           opts: retention,
         },
       );

@@ -5,6 +5,8 @@ import {
   compensationOrder,
   firstStep,
   flowAfter,
+  parseReturnStep,
+  returnJobOptions,
   stepJobId,
   stepNames,
   stepReplayJob,
@@ -91,5 +93,21 @@ describe('the order workflow', () => {
       expect(steps[name].policy.attempts).toBeGreaterThan(1);
       expect(steps[name].policy.timeoutMs).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('the return steps', () => {
+  it('are named in the ledger as return-<step>:<rma>, which reads back as the job it was', () => {
+    expect(parseReturnStep('return-refund:RMA-0A1B2C3D4E5F')).toEqual({ step: 'refund', rma: 'RMA-0A1B2C3D4E5F' });
+    expect(parseReturnStep('return-label:RMA-0A1B2C3D4E5F')).toEqual({ step: 'label', rma: 'RMA-0A1B2C3D4E5F' });
+    expect(parseReturnStep('notify')).toBeNull();
+    expect(parseReturnStep('return-refund:not-an-rma')).toBeNull();
+  });
+
+  it('get one job id per step and return, and a new one per replay', () => {
+    const data = { step: 'restock' as const, rma: 'RMA-0A1B2C3D4E5F' };
+    expect(returnJobOptions(data).jobId).toBe('return-restock-RMA-0A1B2C3D4E5F');
+    expect(returnJobOptions(data, 'replay-7')).toMatchObject({ jobId: 'return-restock-RMA-0A1B2C3D4E5F-replay-7' });
+    expect(returnJobOptions(data).attempts).toBeGreaterThan(1);
   });
 });

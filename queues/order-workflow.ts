@@ -66,7 +66,12 @@ export const compensationOrder = stepNames.filter((name) => steps[name].compensa
 export const DEAD_LETTER_QUEUE = 'dead-letter';
 /** Periodic and scheduled work: the reconciler, order retries, compensation of ended orders. */
 export const MAINTENANCE_QUEUE = 'maintenance';
-export const queueNames = [...stepNames, DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE] as const;
+/**
+ * The returns saga (SPEC §5, workers/returns/): one queue for its steps (label, refund, restock), which
+ * are per return, not per order, and so are no part of the order flow above.
+ */
+export const RETURNS_QUEUE = 'returns';
+export const queueNames = [...stepNames, DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE, RETURNS_QUEUE] as const;
 export type QueueName = (typeof queueNames)[number];
 
 /**
@@ -85,7 +90,40 @@ export type MaintenanceJobData =
   | { kind: 'reconcile' }
   | { kind: 'retry-order'; deadLetterId: number }
   | { kind: 'compensate-order'; orderId: string; generation: number }
-  | { kind: 'track-shipments'; batchSize: number };
+  | { kind: 'track-shipments'; batchSize: number }
+  | { kind: 'sweep-returns'; receiptDays: number };
+
+/** A step of one return's saga (workers/returns/); the RMA names the return. */
+export type ReturnStepKind = 'label' | 'refund' | 'restock';
+export type ReturnJobData = {
+  step: ReturnStepKind;
+  rma: string;
+  /** Set on an operator's replay of the step's parked dead letter (see the label step). */
+  replay?: string;
+};
+
+// Return steps are mostly provider calls (carrier, gateway): the providers' patience, as for the order's.
+export const returnStepPolicy: StepPolicy = {
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 1_000, jitter: 0.5 },
+  timeoutMs: 45_000,
+};
+
+/**
+ * One job per step and return (RMAs have no ':'), so adding the same step twice does nothing. A replay
+ * (an operator running a parked step again) names itself, since the failed job is kept for a week.
+ */
+export function returnJobOptions(data: ReturnJobData, replay?: string): JobsOptions {
+  const { attempts, backoff } = returnStepPolicy;
+  const jobId = `return-${data.step}-${data.rma}${replay ? `-${replay}` : ''}`;
+  return { jobId, attempts, backoff, ...retention };
+}
+
+/** The return step a ledger row or dead letter names (`return-<step>:<rma>`), or null for an order's step. */
+export function parseReturnStep(step: string): ReturnJobData | null {
+  const match = /^return-(label|refund|restock):(RMA-[0-9A-F]{12})$/.exec(step);
+  return match ? { step: match[1] as ReturnStepKind, rma: match[2]! } : null;
+}
 
 /** BullMQ job ids may not contain ':'; order ids are UUIDs, so these are safe and unique. */
 export function stepJobId(ref: OrderRef, step: StepName): string {

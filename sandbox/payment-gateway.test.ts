@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createPaymentGatewayClient } from '../providers/payment-gateway.ts';
 import { createPaymentGateway, type PaymentGatewayOptions, type PaymentGatewayStats } from './payment-gateway.ts';
 import { startSandbox } from './server.ts';
 
@@ -260,6 +261,31 @@ describe('faults and stats', () => {
       expect(retried.status).toBe(201);
       expect(retried.headers.get('idempotent-replayed')).toBe('true');
       expect(sandbox.gateway.stats().totals.authorizations).toBe(1);
+    } finally {
+      await sandbox.close();
+    }
+  });
+
+  it('makes one refund of a refund retried with its key after its answer was lost', async () => {
+    // What a return's refund step relies on (workers/returns/refund.ts): the key `refund:<rma>` again.
+    const sandbox = await startSandbox({ gatewayPort: 0, carrierPort: 0, seed: 1 });
+    try {
+      const client = createPaymentGatewayClient({ url: sandbox.gateway.url, timeoutMs: 5_000 });
+      const auth = await client.authorize(
+        { orderId: 'order-r', amount: 3000, currency: 'EUR', token: 'tok_visa' },
+        'a',
+      );
+      if (auth.status !== 'authorized') throw new Error('the test card was declined');
+      const { captureId } = await client.capture({ authorizationId: auth.authorizationId, amount: 3000 }, 'c');
+
+      sandbox.gateway.settings.resetRate = 1;
+      const lost = await client.refund({ captureId, amount: 1200 }, 'refund:RMA-1').catch((error: Error) => error);
+      sandbox.gateway.settings.resetRate = 0;
+      const retried = await client.refund({ captureId, amount: 1200 }, 'refund:RMA-1');
+
+      expect(lost).toMatchObject({ code: 'provider_unavailable' });
+      expect(retried.refundId).toMatch(/^ref_/);
+      expect(sandbox.gateway.stats().byReference['order-r']).toMatchObject({ refunds: 1, refundedAmount: 1200 });
     } finally {
       await sandbox.close();
     }

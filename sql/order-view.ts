@@ -4,6 +4,7 @@ import type { Db } from './database.ts';
 import { findNotificationState, listNotifications } from './notifications.ts';
 import { findOrder, listHistory, type Order } from './orders.ts';
 import { listPayments, type Payment } from './payments.ts';
+import { listOrderReturns, returnView } from './returns.ts';
 import { findShipment } from './shipments.ts';
 import { listAttempts } from './step-attempts.ts';
 
@@ -37,13 +38,14 @@ function placedFields(order: Order) {
 }
 
 async function statusFields(db: Db, order: Order) {
-  const [history, attempts, payments, notifications, notification, compensations] = await Promise.all([
+  const [history, attempts, payments, notifications, notification, compensations, returns] = await Promise.all([
     listHistory(db, order.id),
     listAttempts(db, order.id),
     listPayments(db, order.id),
     listNotifications(db, order.id),
     findNotificationState(db, order.id),
     listCompensations(db, order.id),
+    listOrderReturns(db, order.id),
   ]);
   return {
     status: order.status,
@@ -91,6 +93,9 @@ async function statusFields(db: Db, order: Order) {
     // parked dead letter, which an operator replays); the order shipped all the same.
     notification: notification && { ...notification, sentAt: iso(notification.sentAt) },
     compensations,
+    // Returns change the order's money and stock like its steps do: in the status group, invalidated
+    // with it on every change (each return write calls invalidateOrder). Their refunds are in `payment`.
+    returns: returns.map(returnView),
   };
 }
 
@@ -133,7 +138,10 @@ export async function loadOrderGroups(
 
 function paymentState(payments: readonly Payment[]): string {
   const has = (kind: Payment['kind']) => payments.some((p) => p.kind === kind);
-  if (has('refund')) return 'refunded';
+  const sum = (kind: Payment['kind']) =>
+    payments.filter((p) => p.kind === kind && p.status !== 'failed').reduce((total, p) => total + p.amount_cents, 0);
+  // A return refunds part of a capture; a cancellation's compensation refunds all of it.
+  if (has('refund')) return sum('refund') >= sum('capture') ? 'refunded' : 'partially_refunded';
   if (has('capture')) return 'captured';
   if (has('void')) return 'voided';
   const auth = payments.findLast((p) => p.kind === 'authorization');

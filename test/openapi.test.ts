@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import type { RouteConfig } from '@hono/zod-openapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { BULL_BOARD_PATH } from '../api/admin.ts';
 import { recordDeadLetter } from '../sql/dead-letters.ts';
+import { insertQuote } from '../sql/return-quotes.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 import { waitFor } from './support/wait-for.ts';
 
@@ -276,6 +278,71 @@ describe('the answers', () => {
       path: `/admin/dead-letters/${letter.id}/replay`,
       key: admin,
     });
+
+    // Returns. No workers run here, so nothing is delivered: the quote of the cancelled order is an
+    // ineligible answer, and the tokens that create returns are quotes written straight to the database.
+    await check(['post', '/orders/{id}/returns/quote'], 200, {
+      path: `/orders/${placed.id}/returns/quote`,
+      key: customer,
+      body: { items: [{ orderItemId: 'BERSERK-42', quantity: 1 }], reason: 'too small' },
+    });
+    await check(['post', '/orders/{id}/returns/quote'], 400, {
+      path: `/orders/${placed.id}/returns/quote`,
+      key: customer,
+      body: { items: [] },
+    });
+    const quoted = async (token: string) => {
+      await insertQuote(h.deps.db, {
+        tokenHash: createHash('sha256').update(token).digest('hex'),
+        customerId: 'cust_ada',
+        orderId: placed.id,
+        items: [{ sku: 'BERSERK-42', quantity: 1, refundCents: 1999 }],
+        reason: 'too small',
+        refundCents: 1999,
+        expiresAt: Date.now() + 600_000,
+      });
+      return token;
+    };
+    const first = await check(['post', '/orders/{id}/returns'], 201, {
+      path: `/orders/${placed.id}/returns`,
+      key: customer,
+      body: { token: await quoted('rt_openapi-1') },
+    });
+    await check(['post', '/orders/{id}/returns'], 404, {
+      path: `/orders/${placed.id}/returns`,
+      key: customer,
+      body: { token: 'rt_unknown' },
+    });
+    await check(['post', '/orders/{id}/returns'], 409, {
+      path: `/orders/${placed.id}/returns`,
+      key: customer,
+      body: { token: 'rt_openapi-1' },
+    });
+    await check(['post', '/returns/{rma}/cancel'], 200, { path: `/returns/${first.rma}/cancel`, key: customer });
+    const second = await check(['post', '/orders/{id}/returns'], 201, {
+      path: `/orders/${placed.id}/returns`,
+      key: customer,
+      body: { token: await quoted('rt_openapi-2') },
+    });
+    await check(['get', '/returns/{rma}'], 200, { path: `/returns/${second.rma}`, key: customer });
+    await check(['get', '/returns/{rma}'], 400, { path: '/returns/not-an-rma', key: customer });
+    await check(['get', '/returns/{rma}'], 404, { path: '/returns/RMA-000000000000', key: customer });
+    await check(['get', '/orders/{id}/returns'], 200, { path: `/orders/${placed.id}/returns`, key: customer });
+    const receipt = { items: [{ orderItemId: 'BERSERK-42', quantity: 1, disposition: 'restock' }] };
+    await check(['post', '/admin/returns/{rma}/receive'], 200, {
+      path: `/admin/returns/${second.rma}/receive`,
+      key: admin,
+      body: receipt,
+    });
+    await check(['post', '/admin/returns/{rma}/receive'], 409, {
+      path: `/admin/returns/${second.rma}/receive`,
+      key: admin,
+      body: receipt,
+    });
+    await check(['post', '/returns/{rma}/cancel'], 409, { path: `/returns/${second.rma}/cancel`, key: customer });
+    await check(['get', '/admin/returns'], 200, { path: '/admin/returns?status=received', key: admin });
+    await check(['get', '/admin/returns'], 400, { path: '/admin/returns?status=lost', key: admin });
+    await check(['get', '/orders/{id}'], 200, { path: `/orders/${placed.id}`, key: customer });
 
     // The scrape is text: its schema is a string.
     const metrics = await h.app.request('/metrics');

@@ -13,6 +13,7 @@ const workers = await startWorkers(deps.redis, deps, deps.queues, {
   reconcileEveryMs: config.reconciler.everyMs,
   stuckAfterMs: config.reconciler.stuckAfterMs,
   trackingPoll: config.tracking,
+  returnSweep: config.returns,
   retryPolicy: config.orderRetry,
 });
 const liveness = watchLiveness(workers, deps.redis, {

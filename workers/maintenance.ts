@@ -14,19 +14,24 @@ import {
 } from '../sql/reconciler.ts';
 import { claimShipmentsToTrack, recordTracking, type ShipmentToTrack } from '../sql/tracking.ts';
 import { compensateOrder } from './compensate-order.ts';
+import { sweepReturns } from './returns/sweep.ts';
 import type { StepDeps } from './step.ts';
 
 export type MaintenanceSettings = { stuckAfterMs: number; retryPolicy: RetryPolicy };
 
 /**
- * The maintenance queue: the periodic reconciler, delivery tracking, scheduled order retries, deferred
- * compensations.
+ * The maintenance queue: the periodic reconciler, delivery tracking, the returns' sweep, scheduled order
+ * retries, deferred compensations.
  */
 export function createMaintenanceProcessor(deps: StepDeps, queues: OrderQueues, settings: MaintenanceSettings) {
   return async (job: Job<MaintenanceJobData>) => {
     const data = job.data;
     if (data.kind === 'reconcile') return reconcile(deps, queues, settings);
     if (data.kind === 'track-shipments') return trackShipments(deps, data.batchSize);
+    if (data.kind === 'sweep-returns') {
+      const { receiptDays } = data;
+      return sweepReturns(deps, queues, { receiptDays, quietMs: settings.stuckAfterMs, now: Date.now() });
+    }
     if (data.kind === 'retry-order') return retryOrder(deps, queues, settings.retryPolicy, data.deadLetterId);
     return { undone: await compensateOrder(deps, { orderId: data.orderId, generation: data.generation }) };
   };

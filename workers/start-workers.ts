@@ -5,10 +5,11 @@ import type { Registry } from 'prom-client';
 import type { QueueName } from '../config/index.ts';
 import type { RetryPolicy } from '../domain/dead-letter-policy.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
-import { DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE } from '../queues/order-workflow.ts';
+import { DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE, RETURNS_QUEUE } from '../queues/order-workflow.ts';
 import { collectQueueDepth } from '../runtime/metrics.ts';
 import { createDeadLetterProcessor } from './dead-letter.ts';
 import { createMaintenanceProcessor } from './maintenance.ts';
+import { createReturnProcessor } from './returns/run-return-step.ts';
 import type { StepDeps } from './step.ts';
 import { createStepProcessor } from './step-processor.ts';
 import { steps } from './steps/index.ts';
@@ -22,6 +23,8 @@ export type WorkerOptions = {
   retryPolicy: RetryPolicy;
   /** Poll the carrier for deliveries (config.tracking); unset, no poll is scheduled from this process. */
   trackingPoll?: { pollEveryMs: number; batchSize: number };
+  /** Expire returns not received in time (config.returns); unset, no sweep is scheduled from this process. */
+  returnSweep?: { sweepEveryMs: number; receiptDays: number };
 };
 
 // Stalled jobs: a worker renews its lock every lockDuration/2; a job whose lock lapses (the process was
@@ -50,6 +53,8 @@ export async function startWorkers(
     await orderQueues.scheduleReconciler(options.reconcileEveryMs);
     const { trackingPoll } = options;
     if (trackingPoll) await orderQueues.scheduleTrackingPoll(trackingPoll.pollEveryMs, trackingPoll.batchSize);
+    const { returnSweep } = options;
+    if (returnSweep) await orderQueues.scheduleReturnSweep(returnSweep.sweepEveryMs, returnSweep.receiptDays);
   };
   if (serveMaintenance) await schedule();
   const workers = options.queues.map((name) => {
@@ -58,7 +63,9 @@ export async function startWorkers(
         ? createDeadLetterProcessor(deps, orderQueues, options.retryPolicy)
         : name === MAINTENANCE_QUEUE
           ? createMaintenanceProcessor(deps, orderQueues, options)
-          : createStepProcessor(steps[name], deps, orderQueues, id);
+          : name === RETURNS_QUEUE
+            ? createReturnProcessor(deps, id)
+            : createStepProcessor(steps[name], deps, orderQueues, id);
     const worker = new Worker(name, processor, {
       connection: redis,
       prefix: options.prefix,

@@ -146,6 +146,65 @@ const writeRoutes: WriteRoute[] = [
     otherCustomerFails: true,
   },
   {
+    // The fixture order is PENDING: a valid quote is a 200 that refuses every item and stores nothing.
+    route: 'POST /orders/{id}/returns/quote',
+    auth: 'customer',
+    path: (f) => `/orders/${f.orderId}/returns/quote`,
+    badPaths: () => [...badSegments.map((s) => `/orders/${s}/returns/quote`), `/orders/${NO_SUCH_ORDER}/returns/quote`],
+    template: () => ({ items: [{ orderItemId: 'BERSERK-42', quantity: 1 }], reason: 'It does not fit my shelf' }),
+    fields: [
+      {
+        path: ['items'],
+        invalid: [
+          [],
+          Array.from({ length: 101 }, (_, i) => ({ orderItemId: `S-${i}`, quantity: 1 })),
+          ...wrongTypes.slice(1),
+        ],
+        required: true,
+      },
+      { path: ['items', 0, 'orderItemId'], invalid: text(64, { extra: ['berserk 42'] }), required: true },
+      { path: ['items', 0, 'quantity'], invalid: int(1, 10_000), required: true },
+      { path: ['reason'], invalid: [...invalidStrings, ...wrongTypes, 'x'.repeat(501), '', '  '], required: true },
+    ],
+    refusedKeys: [...massAssignment, 'refundCents', 'token', 'eligible'],
+    otherCustomerFails: true,
+  },
+  {
+    // No quote was made for the fixtures: any token names nothing (404), whatever the body.
+    route: 'POST /orders/{id}/returns',
+    auth: 'customer',
+    path: (f) => `/orders/${f.orderId}/returns`,
+    badPaths: () => [...badSegments.map((s) => `/orders/${s}/returns`), `/orders/${NO_SUCH_ORDER}/returns`],
+    template: () => ({ token: 'rt_no-such-token' }),
+    fields: [{ path: ['token'], invalid: [...wrongTypes, '', 'x'.repeat(201)], required: true }],
+    refusedKeys: [...massAssignment, 'items', 'rma', 'refundCents'],
+    otherCustomerFails: true,
+  },
+  {
+    route: 'POST /returns/{rma}/cancel',
+    auth: 'customer',
+    path: () => '/returns/RMA-0A1B2C3D4E5F/cancel',
+    badPaths: () => [...badSegments, 'rma-0a1b2c3d4e5f', 'RMA-0A1B2C3D4E5'].map((s) => `/returns/${s}/cancel`),
+    template: () => ({}),
+    fields: [],
+    refusedKeys: [...massAssignment, 'refund', 'force'],
+    optionalBody: true,
+  },
+  {
+    route: 'POST /admin/returns/{rma}/receive',
+    auth: 'admin',
+    path: () => '/admin/returns/RMA-0A1B2C3D4E5F/receive',
+    badPaths: () => [...badSegments, 'rma-0a1b2c3d4e5f', 'RMA-0A1B2C3D4E5'].map((s) => `/admin/returns/${s}/receive`),
+    template: () => ({ items: [{ orderItemId: 'BERSERK-42', quantity: 1, disposition: 'restock' }] }),
+    fields: [
+      { path: ['items'], invalid: [[], ...wrongTypes.slice(1)], required: true },
+      { path: ['items', 0, 'orderItemId'], invalid: text(64), required: true },
+      { path: ['items', 0, 'quantity'], invalid: int(0, 10_000), required: true },
+      { path: ['items', 0, 'disposition'], invalid: ['RESTOCK', 'lost', '', ...wrongTypes], required: true },
+    ],
+    refusedKeys: [...massAssignment, 'refundCents'],
+  },
+  {
     route: 'POST /admin/inventory/{sku}/restock',
     auth: 'admin',
     path: () => '/admin/inventory/BERSERK-42/restock',
@@ -366,6 +425,27 @@ const readRoutes: ReadRoute[] = [
     auth: 'admin',
     path: (f) => [String(f.deadLetterId), '999999999', ...badSegments].map((s) => `/admin/dead-letters/${s}`),
     query: [],
+  },
+  {
+    route: 'GET /orders/{id}/returns',
+    auth: 'customer',
+    path: (f) => [f.orderId, f.otherOrderId, NO_SUCH_ORDER, ...badSegments].map((s) => `/orders/${s}/returns`),
+    query: [['x', ['1']]],
+  },
+  {
+    route: 'GET /returns/{rma}',
+    auth: 'customer',
+    path: () => ['RMA-0A1B2C3D4E5F', 'rma-0a1b2c3d4e5f', ...badSegments].map((s) => `/returns/${s}`),
+    query: [],
+  },
+  {
+    route: 'GET /admin/returns',
+    auth: 'admin',
+    path: () => ['/admin/returns'],
+    query: [
+      ['status', ['awaiting_receipt', 'CLOSED', 'open', ...badQueryValues]],
+      ['limit', ['1', '200', '201', ...badQueryValues]],
+    ],
   },
   {
     route: 'GET /admin/flash-sales',
