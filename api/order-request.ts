@@ -62,6 +62,15 @@ function unknownKeyMessage(key: string): string {
     : 'is not a known field';
 }
 
+/** One line of an order as the API answers it, priced from the catalog. */
+export const orderLineSchema = z.object({
+  sku: z.string(),
+  name: z.string(),
+  quantity: z.int(),
+  unitPriceCents: z.int(),
+  lineTotalCents: z.int(),
+});
+
 /** The answer to an accepted order (201, and the same again for a replayed Idempotency-Key). */
 export const orderAcceptedSchema = z.object({
   id: z.string(),
@@ -70,15 +79,7 @@ export const orderAcceptedSchema = z.object({
   region: z.string(),
   currency: z.string(),
   totalCents: z.int(),
-  items: z.array(
-    z.object({
-      sku: z.string(),
-      name: z.string(),
-      quantity: z.int(),
-      unitPriceCents: z.int(),
-      lineTotalCents: z.int(),
-    }),
-  ),
+  items: z.array(orderLineSchema),
   links: z.object({ self: z.string() }),
 });
 

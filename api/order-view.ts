@@ -3,6 +3,7 @@ import { AppError } from '../domain/errors.ts';
 import { orderStatuses } from '../domain/order-status.ts';
 import type { Db } from '../sql/database.ts';
 import { loadOrderGroups } from '../sql/order-view.ts';
+import { orderLineSchema } from './order-request.ts';
 import { returnSchema } from './return-view.ts';
 
 /** Everything about an order straight from PostgreSQL (for answers to writes); null if the caller may not see it. */
@@ -27,16 +28,7 @@ export const orderViewSchema = z
     region: z.string(),
     currency: z.string(),
     totalCents: z.int(),
-    items: z.array(
-      z.object({
-        sku: z.string(),
-        name: z.string(),
-        quantity: z.int(),
-        unitPriceCents: z.int(),
-        lineTotalCents: z.int(),
-        finalSale: z.boolean(),
-      }),
-    ),
+    items: z.array(orderLineSchema.extend({ finalSale: z.boolean() })),
     shippingAddress: z.object({
       name: z.string(),
       line1: z.string(),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type Db, sql, type Tx } from './database.ts';
 import { type ReturnRecord, touchOrder } from './returns.ts';
+import type { StepRun } from './step-runtime.ts';
 
 // The database side of the returns saga (workers/returns/). Its ledger is step_attempts, as for the
 // order's steps: order_id is the return's order, generation the order's, step `return-<kind>:<rma>`. A
@@ -9,14 +10,8 @@ import { type ReturnRecord, touchOrder } from './returns.ts';
 // A step that fails for good parks a dead letter of kind 'step' (migration 006) for an operator: a
 // return's trouble never compensates its order, which was delivered and is COMPLETED.
 
-export type ReturnStepRun = {
-  orderId: string;
-  generation: number;
-  step: string;
-  attempt: number;
-  worker: string;
-  startedAt: number;
-};
+/** An attempt of a return's step: an order step's run without the status move (returns move no order). */
+export type ReturnStepRun = Pick<StepRun, 'orderId' | 'generation' | 'step' | 'attempt' | 'worker' | 'startedAt'>;
 
 const generationOf = (tx: Db | Tx, orderId: string) =>
   tx.oneFirst(sql.type(z.object({ generation: z.number() }))`SELECT generation FROM orders WHERE id = ${orderId}`);
