@@ -199,7 +199,8 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
       // Only an outage (of PostgreSQL, or of Redis during the fill) is answered from the stale copy or
       // with a 503. A caller's error (not found, a value the database refused) or a bug is the answer.
       if (error instanceof AppError && !(error instanceof TransientError)) throw error;
-      const stale = await get(`${miss.key}:stale`);
+      // Redis down fails this read too: then there is no stale copy to serve, and the answer is the 503.
+      const stale = await get(`${miss.key}:stale`).catch(() => null);
       if (!stale) {
         if (error instanceof TransientError) throw error;
         throw new TransientError('database_unavailable', 'The cache could not be filled and nothing is cached', {
@@ -218,7 +219,8 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
      * and an entry whose JSON the caller cannot parse as its second argument.
      */
     async lookup(caches: readonly string[], keys: readonly string[]): Promise<Array<CachedJson | null>> {
-      const raws = await redis.mget(keys as string[]);
+      // Redis unreachable: every key is a miss, and readMissed answers 503 if the fill cannot be made.
+      const raws = await redis.mget(keys as string[]).catch(() => keys.map(() => null));
       const now = Date.now();
       const found: Array<CachedJson | null> = new Array(raws.length);
       for (let i = 0; i < raws.length; i++) {
@@ -231,7 +233,7 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
     readMissed,
     /** One key's value, parsed: an entry that does not parse is a miss. */
     async read<T>(cache: string, key: string, ttlMs: number, load: () => Promise<T>): Promise<CacheRead<T>> {
-      const cached = await get(key);
+      const cached = await get(key).catch(() => null);
       const value = cached ? parseJson<T>(cached.json) : undefined;
       if (cached && value !== undefined) {
         metrics.hit(cache);

@@ -38,6 +38,10 @@ describe('when Redis is down at submission', () => {
     expect(ready.status).toBe(503);
     expect(ready.body.checks.redis.ok).toBe(false);
     expect(watchLiveness(h.workers, h.deps.redis, { staleAfterMs: 60_000, port: 0 }).check().alive).toBe(false);
+    // A read of it goes through the cache: Redis unreachable is a documented 503, never a 500.
+    const read = await h.request('GET', `/orders/${placed.body.id}`, { key: h.customerKey });
+    expect(read.status).toBe(503);
+    expect(read.body.error.code).toBe('database_unavailable');
 
     await redis.start();
     const order = await h.waitForTerminal(placed.body.id);

@@ -6,11 +6,12 @@ import { listCompensations } from '../../sql/compensations.ts';
 import { type Db, sql } from '../../sql/database.ts';
 import { listHistory } from '../../sql/orders.ts';
 import { listPayments } from '../../sql/payments.ts';
+import { listOrderReturns } from '../../sql/returns.ts';
 import { listAttempts } from '../../sql/step-attempts.ts';
 import type { Check } from './invariants.ts';
 
 // When a check fails, everything known about the orders it names, taken before the servers are
-// stopped: the order row, its history, the step ledger, payments, compensations, dead letters, stock
+// stopped: the order row, its history, the step ledger, payments, compensations, returns, dead letters, stock
 // movements, what the gateway and carrier hold, and the state of every BullMQ job of the order.
 
 const MAX_ORDERS = 10;
@@ -72,6 +73,7 @@ async function orderEvidence(options: Parameters<typeof gatherEvidence>[0], id: 
     })),
     payments: (await listPayments(db, id)).map((p) => ({ ...p, created_at: iso(p.created_at) })),
     compensations: await listCompensations(db, id),
+    returns: await listOrderReturns(db, id),
     deadLetters,
     movements,
     gateway: authorizations,

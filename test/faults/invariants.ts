@@ -21,10 +21,10 @@ export type InvariantReport = {
   conservationErrors: number;
 };
 
-type GatewayStats = {
+export type GatewayStats = {
   byReference: Record<
     string,
-    { captures: number; captureKeys: number; capturedAmount: number; refundedAmount: number }
+    { captures: number; captureKeys: number; capturedAmount: number; refunds: number; refundedAmount: number }
   >;
 };
 type GatewayAuthorizations = {
@@ -55,7 +55,7 @@ export async function readStock(db: Db): Promise<StockRow[]> {
   ];
 }
 
-async function getJson<T>(url: string): Promise<T> {
+export async function getJson<T>(url: string): Promise<T> {
   const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
   return (await response.json()) as T;
@@ -80,6 +80,14 @@ export async function checkInvariants(options: {
   const gateway = await getJson<GatewayStats>(`${options.gatewayUrl}/_sandbox/stats`);
   const authorizations = await getJson<GatewayAuthorizations>(`${options.gatewayUrl}/v1/authorizations`);
   const carrier = await getJson<CarrierStats>(`${options.carrierUrl}/_sandbox/stats`);
+  // What the database holds as refunded per order: a COMPLETED order keeps its total less its returns'.
+  const refunded = new Map(
+    (
+      await db.any(sql.type(z.object({ order_id: z.string(), cents: z.number() }))`
+        SELECT order_id::text, sum(amount_cents)::int AS cents FROM payments
+        WHERE kind = 'refund' AND status = 'refunded' GROUP BY order_id`)
+    ).map((r) => [r.order_id, r.cents]),
+  );
 
   const lost = options.accepted.filter((id) => !orders.has(id) || !isTerminal(orders.get(id)!.status));
   const stray = [...orders.values()].filter((o) => !isTerminal(o.status)).map((o) => `${o.id} is ${o.status}`);
@@ -107,8 +115,12 @@ export async function checkInvariants(options: {
     const kept = (s?.capturedAmount ?? 0) - (s?.refundedAmount ?? 0);
     const parcels = carrier.byReference[order.id] ?? { shipments: 0, cancellations: 0 };
     if (order.status === 'COMPLETED') {
-      if (s?.captures !== 1 || kept !== order.total_cents) {
-        money.push(`${order.id} COMPLETED: ${s?.captures ?? 0} captures, kept ${kept} of ${order.total_cents}`);
+      const returned = refunded.get(order.id) ?? 0;
+      if (s?.captures !== 1 || kept !== order.total_cents - returned || (s?.refundedAmount ?? 0) !== returned) {
+        money.push(
+          `${order.id} COMPLETED: ${s?.captures ?? 0} captures, kept ${kept} of ${order.total_cents}; ` +
+            `refunded ${s?.refundedAmount ?? 0} at the gateway, ${returned} in the database (returns)`,
+        );
       }
       if (parcels.shipments - parcels.cancellations !== 1)
         labels.push(`${order.id} COMPLETED: ${JSON.stringify(parcels)}`);
@@ -136,7 +148,11 @@ export async function checkInvariants(options: {
       ),
       check('every stored order is terminal', stray),
       check('at most one capture per order, with one key (gateway)', doubleCaptures),
-      check('refunds <= captures; COMPLETED charged once in full; FAILED/CANCELLED refunded (gateway)', money),
+      check(
+        'refunds <= captures; COMPLETED charged once, keeps its total less its returns’ refunds (gateway = ' +
+          'database); FAILED/CANCELLED refunded (gateway)',
+        money,
+      ),
       check('no authorization left neither voided nor captured (gateway)', liveAuths),
       check('one label kept per COMPLETED order, none for the others (carrier)', labels),
       check('stock conserved per SKU and region', conservation),
@@ -153,16 +169,29 @@ export async function checkInvariants(options: {
   };
 }
 
-/** on_hand = available + reserved + shipped, nothing left reserved, on_hand as at the start plus the
- * restocks, and the units
- * shipped are exactly those of the COMPLETED orders. */
+const units = z.object({ sku: z.string(), region: z.string(), units: z.number() });
+const byKey = (rows: readonly z.infer<typeof units>[]) => new Map(rows.map((r) => [`${r.sku}/${r.region}`, r.units]));
+
+/**
+ * on_hand = available + reserved + shipped, nothing left reserved, on_hand as at the start plus the
+ * restocks, and the units shipped are exactly those of the COMPLETED orders less those their returns
+ * brought back for restock (received with disposition `restock`), each with its `return` movement.
+ */
 async function checkStock(db: Db, initial: StockRow[], restocked: Record<string, number>): Promise<string[]> {
-  const shippedByCompleted = new Map(
-    (
-      await db.any(sql.type(z.object({ sku: z.string(), region: z.string(), units: z.number() }))`
-        SELECT i.sku, o.region, sum(i.quantity)::int AS units FROM order_items i JOIN orders o ON o.id = i.order_id
-        WHERE o.status = 'COMPLETED' GROUP BY i.sku, o.region`)
-    ).map((r) => [`${r.sku}/${r.region}`, r.units]),
+  const shippedByCompleted = byKey(
+    await db.any(sql.type(units)`
+      SELECT i.sku, o.region, sum(i.quantity)::int AS units FROM order_items i JOIN orders o ON o.id = i.order_id
+      WHERE o.status = 'COMPLETED' GROUP BY i.sku, o.region`),
+  );
+  const restockedReturns = byKey(
+    await db.any(sql.type(units)`
+      SELECT i.sku, o.region, sum(i.received_quantity)::int AS units
+      FROM return_items i JOIN returns r ON r.id = i.return_id JOIN orders o ON o.id = r.order_id
+      WHERE i.disposition = 'restock' AND r.status = 'closed' GROUP BY i.sku, o.region`),
+  );
+  const returnMovements = byKey(
+    await db.any(sql.type(units)`
+      SELECT sku, region, sum(quantity)::int AS units FROM stock_movements WHERE kind = 'return' GROUP BY sku, region`),
   );
   const before = new Map(initial.map((r) => [`${r.sku}/${r.region}`, r]));
   const problems: string[] = [];
@@ -177,8 +206,13 @@ async function checkStock(db: Db, initial: StockRow[], restocked: Record<string,
     const expectedOnHand = (start?.on_hand ?? 0) + (restocked[key] ?? 0);
     if (row.on_hand !== expectedOnHand) wrong.push(`on_hand ${row.on_hand}, expected ${expectedOnHand}`);
     const shipped = row.shipped - (start?.shipped ?? 0);
-    const expected = shippedByCompleted.get(key) ?? 0;
-    if (shipped !== expected) wrong.push(`shipped ${shipped} units, COMPLETED orders hold ${expected}`);
+    const back = restockedReturns.get(key) ?? 0;
+    const expected = (shippedByCompleted.get(key) ?? 0) - back;
+    if (shipped !== expected) {
+      wrong.push(`shipped ${shipped} units, COMPLETED orders hold ${expected} (${back} restocked by returns)`);
+    }
+    const moved = returnMovements.get(key) ?? 0;
+    if (moved !== back) wrong.push(`${moved} units in return movements, ${back} restocked by closed returns`);
     if (wrong.length > 0) problems.push(`${key}: ${wrong.join('; ')} (${JSON.stringify(row)})`);
   }
   return problems;

@@ -112,7 +112,8 @@ export async function runLoad(options: {
   apiUrl: string;
   orders: PlannedOrder[];
   durationMs: number;
-  onAccepted?: (count: number) => void;
+  /** Each accepted order, with its index in `orders`; `count` accepted so far. */
+  onAccepted?: (count: number, id: string, index: number, order: PlannedOrder) => void;
 }): Promise<LoadResult> {
   const result: LoadResult = {
     submitted: 0,
@@ -130,7 +131,7 @@ export async function runLoad(options: {
     const outcome = await submitOrder(options.apiUrl, order, result);
     if ('id' in outcome) {
       result.accepted.push(outcome.id);
-      options.onAccepted?.(result.accepted.length);
+      options.onAccepted?.(result.accepted.length, outcome.id, i, order);
     } else if ('refused' in outcome) result.refused.push({ key: order.key, code: outcome.refused });
     else result.notAccepted.push({ key: order.key, status: outcome.status });
   });

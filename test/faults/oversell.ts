@@ -5,7 +5,8 @@ import { type Check, type StockRow, stockRow } from './invariants.ts';
 // Oversell 0, per SKU and region, read every two seconds while the load and the faults run and once more
 // when the system is quiet: `available` never negative, `on_hand = available + reserved + shipped`, and
 // the units held by the orders that still hold goods (reserved or shipped by an order that is not FAILED
-// or CANCELLED) never more than the stock that was there: on hand at the start plus what came in since.
+// or CANCELLED, less what came back from them restocked by a return) never more than the stock that was
+// there: on hand at the start plus what came in since.
 // Both sides of the last comparison are read in one statement, so one snapshot: a restock committing
 // between two reads cannot make a false alarm.
 
@@ -21,7 +22,8 @@ async function readHoldings(db: Db, lastMovementBefore: number): Promise<readonl
   return db.any(sql.type(row)`
     WITH held AS (
       SELECT m.sku, m.region,
-             sum(CASE m.kind WHEN 'reserve' THEN m.quantity WHEN 'release' THEN -m.quantity ELSE 0 END) AS units
+             sum(CASE m.kind WHEN 'reserve' THEN m.quantity WHEN 'release' THEN -m.quantity
+                          WHEN 'return' THEN -m.quantity ELSE 0 END) AS units
       FROM stock_movements m JOIN orders o ON o.id = m.order_id
       WHERE o.status NOT IN ('FAILED', 'CANCELLED')
       GROUP BY m.sku, m.region

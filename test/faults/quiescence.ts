@@ -5,8 +5,10 @@ import type { OrderQueues } from '../../queues/order-queues.ts';
 import { MAINTENANCE_QUEUE } from '../../queues/order-workflow.ts';
 import { type Db, sql } from '../../sql/database.ts';
 
-// Quiescence: no order in progress, no dead letter still being handled or waiting for its retry, no
-// job left in any queue but the job schedulers' next runs, and the flash-sale controller caught up: every
+// Quiescence: no order in progress, no return between its creation and its label or between its receipt
+// and its refund and restock (the returns load receives or cancels every return it creates), no dead
+// letter still being handled or waiting for its retry, no job left in any queue (the returns saga's
+// included) but the job schedulers' next runs, and the flash-sale controller caught up: every
 // stock movement published to the inventory stream, every entry delivered to its consumer group and
 // acknowledged (entries a killed controller left pending are taken over after 30 s). It must hold for a
 // few polls in a row, since a reconciler run or a late stalled job can start new work at any moment.
@@ -14,6 +16,8 @@ import { type Db, sql } from '../../sql/database.ts';
 export type InventoryEventsState = { unpublished: number; undelivered: number; pending: number };
 export type QuietState = {
   nonTerminal: number;
+  /** Returns requested (no label yet) or received (refund or restock not done). */
+  openReturns: number;
   openDeadLetters: number;
   busyJobs: Record<string, number>;
   inventoryEvents: InventoryEventsState;
@@ -55,6 +59,7 @@ function isQuiet(state: QuietState): boolean {
   const events = state.inventoryEvents;
   return (
     state.nonTerminal === 0 &&
+    state.openReturns === 0 &&
     state.openDeadLetters === 0 &&
     Object.keys(state.busyJobs).length === 0 &&
     events.unpublished + events.undelivered + events.pending === 0
@@ -66,7 +71,8 @@ export function describe(state: QuietState | string): string {
   const jobs = Object.entries(state.busyJobs).map(([queue, n]) => `${queue} ${n}`);
   const e = state.inventoryEvents;
   return (
-    `${state.nonTerminal} orders in progress, ${state.openDeadLetters} open dead letters, busy jobs: ` +
+    `${state.nonTerminal} orders in progress, ${state.openReturns} returns in progress, ` +
+    `${state.openDeadLetters} open dead letters, busy jobs: ` +
     `${jobs.join(', ') || 'none'}; inventory events: ${e.unpublished} unpublished, ${e.undelivered} ` +
     `undelivered, ${e.pending} pending`
   );
@@ -81,6 +87,8 @@ async function readState(options: {
   const { db, queues } = options;
   const nonTerminal = await db.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*)::int AS n FROM orders WHERE status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')`);
+  const openReturns = await db.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM returns WHERE status IN ('requested', 'received')`);
   const openDeadLetters = await db.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*)::int AS n FROM dead_letters WHERE status IN ('received', 'retry_scheduled')`);
   const busyJobs: Record<string, number> = {};
@@ -97,7 +105,7 @@ async function readState(options: {
     }
     if (busy > 0) busyJobs[name] = busy;
   }
-  return { nonTerminal, openDeadLetters, busyJobs, inventoryEvents: await readInventoryEvents(options) };
+  return { nonTerminal, openReturns, openDeadLetters, busyJobs, inventoryEvents: await readInventoryEvents(options) };
 }
 
 /** The outbox and the controller's group: movements not yet on the stream, entries not yet handled. */

@@ -8,6 +8,8 @@ import { describeHotSku, type HotSkuOutcome } from './flash-sale.ts';
 import type { Check } from './invariants.ts';
 import type { LoadResult } from './load.ts';
 import type { Quiescence } from './quiescence.ts';
+import type { RefundCounts, ReturnCounts } from './return-invariants.ts';
+import type { ReturnsLoadResult } from './returns.ts';
 
 // What the run did and found, from the database after quiescence: printed as a table and written to
 // test/faults/results/last-run.json.
@@ -22,6 +24,13 @@ export type RunResult = {
   load: Omit<LoadResult, 'accepted'> & { accepted: number };
   faults: FaultLog;
   hotSku: HotSkuOutcome;
+  /** The returns load: what it picked and did, every answer it got. */
+  returnsLoad: Omit<ReturnsLoadResult, 'created'> & { created: number };
+  /** Returns and their refunds in the database (refunds also at the gateway), after quiescence. */
+  returns: ReturnCounts;
+  refunds: RefundCounts;
+  doubleRefunds: number;
+  refundsOverCaptures: number;
   pipeline: PipelineStats;
   quiescence: Quiescence;
   lost: number;
@@ -43,8 +52,10 @@ export async function readPipelineStats(db: Db) {
   const one = (query: QuerySqlToken<typeof count>) => db.any(query).then(toRecord);
   return {
     orders: await one(sql.type(count)`SELECT status AS key, count(*)::int AS n FROM orders GROUP BY status`),
+    // A return's steps are named per RMA (return-refund:RMA-...): counted by kind.
     retriesByStep: await one(sql.type(count)`
-      SELECT step AS key, count(*)::int AS n FROM step_attempts WHERE outcome = 'failed' GROUP BY step`),
+      SELECT split_part(step, ':', 1) AS key, count(*)::int AS n FROM step_attempts WHERE outcome = 'failed'
+      GROUP BY 1`),
     deadLetters: await one(sql.type(count)`SELECT status AS key, count(*)::int AS n FROM dead_letters GROUP BY status`),
     compensations: await one(sql.type(count)`
       SELECT outcome AS key, count(*)::int AS n FROM compensations WHERE detail IS DISTINCT FROM 'nothing to undo'
@@ -70,6 +81,7 @@ export function tableRows(r: RunResult): Array<[string, string]> {
   const windows = faults.providerWindows;
   const refusals: Record<string, number> = {};
   for (const { code } of r.load.refused) refusals[code] = (refusals[code] ?? 0) + 1;
+  const rl = r.returnsLoad;
   const down = faults.controllerKills.map((k) => `${(k.downMs / 1000).toFixed(1)} s`).join(', ');
   return [
     ['seed', String(r.seed)],
@@ -93,6 +105,23 @@ export function tableRows(r: RunResult): Array<[string, string]> {
     ],
     ['provider fault windows', `latency ${windows.latency}, 503s ${windows.failure}, resets ${windows.reset}`],
     ['restocks (units, during the faults)', list(faults.restocked)],
+    [
+      'returns load (orders picked)',
+      `${rl.picked}: delivered ${rl.delivered}, not COMPLETED ${rl.notCompleted}, no returnable item ` +
+        `${rl.noReturnableItem}; created twice at once ${rl.concurrentCreates}; unexpected answers ${rl.unexpected.length}`,
+    ],
+    [
+      'returns created / closed / cancelled / expired',
+      `${r.returns.created} / ${r.returns.closed} / ${r.returns.cancelled} / ${r.returns.expired}` +
+        (r.returns.open > 0 ? ` (${r.returns.open} open)` : ''),
+    ],
+    ['returns received (by disposition)', list(rl.received)],
+    ['return API answers (retries included)', list(rl.answers)],
+    [
+      'refunds of returns (count, amount)',
+      `${r.refunds.count}, ${r.refunds.amountCents} cents (gateway: ${r.refunds.gatewayCount}, ` +
+        `${r.refunds.gatewayAmountCents} cents)`,
+    ],
     ['poison jobs', '1'],
     ['step retries (failed attempts)', `${sum(pipeline.retriesByStep)}: ${list(pipeline.retriesByStep)}`],
     ['orders re-enqueued by the reconciler', String(pipeline.reenqueuedOrders)],
@@ -102,6 +131,8 @@ export function tableRows(r: RunResult): Array<[string, string]> {
     ['lost orders', String(r.lost)],
     ['double captures', String(r.doubleCaptures)],
     ['conservation errors', String(r.conservationErrors)],
+    ['double refunds', String(r.doubleRefunds)],
+    ['refunds exceeding captures', String(r.refundsOverCaptures)],
     ['oversell', String(r.oversell)],
     ['time to quiescence', r.quiescence.reached ? `${(r.quiescence.ms / 1000).toFixed(1)} s` : 'NOT REACHED'],
     ['wall time', `${(r.wallMs / 1000).toFixed(1)} s`],
@@ -122,7 +153,8 @@ export function printReport(r: RunResult, print: (line: string) => void): void {
   }
   for (const exit of r.unexpectedExits) print(`FAIL process died on its own: ${exit}`);
   for (const error of r.faults.errors) print(`note fault injection error: ${error}`);
-  for (const e of r.load.serverErrors.slice(0, 5)) print(`FAIL API answered ${e.status}: ${e.body}`);
+  for (const e of [...r.load.serverErrors, ...r.returnsLoad.serverErrors].slice(0, 5))
+    print(`FAIL API answered ${e.status}: ${e.body}`);
   print('');
   print(r.passed ? 'PASSED' : `FAILED — replay with: npm run test:faults -- --seed ${r.seed}`);
 }

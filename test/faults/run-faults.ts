@@ -12,11 +12,14 @@ import { planOrders, runLoad } from './load.ts';
 import { checkOversell, watchOversell } from './oversell.ts';
 import { describe, waitForQuiescence } from './quiescence.ts';
 import { printReport, type RunResult, readPipelineStats, writeResult } from './report.ts';
+import { checkReturns } from './return-invariants.ts';
+import { planReturns, startReturnsLoad } from './returns.ts';
 import { FLASH_SALE_ENV, PIPELINE_ENV, QUEUE_PREFIX, REDIS_NAMESPACE, type System, startSystem } from './system.ts';
 
 // The fault-injection suite (issue 3): the pipeline under load on private servers while workers and the
 // flash-sale controller are killed, Redis and PostgreSQL restart and the providers misbehave, with one
-// SKU on a declared flash sale selling out meanwhile; then SPEC §8 and oversell 0 are checked.
+// SKU on a declared flash sale selling out meanwhile and a share of the completed orders delivered and
+// returned (issue 10); then SPEC §8 and oversell 0 are checked.
 //   npm run test:faults                 full run (560 orders, 24 worker kills, 4 controller kills, ~2.5 min)
 //   npm run test:faults -- --quick      a short run (about 1.5 minutes)
 //   npm run test:faults -- --seed 42    replays the plan of a run (orders, fault times, kill targets)
@@ -46,6 +49,7 @@ const size = args.quick
       minAnswered: 120,
       minAccepted: 80,
       minKills: 6,
+      minReturns: 8,
     }
   : {
       orders: 560,
@@ -56,6 +60,7 @@ const size = args.quick
       minAnswered: 500,
       minAccepted: 350,
       minKills: 20,
+      minReturns: 30,
     };
 if (args.orders) size.orders = Number(args.orders);
 if (args.duration) size.durationMs = Number(args.duration) * 1000;
@@ -160,13 +165,25 @@ async function main(): Promise<boolean> {
     log,
   });
   const oversellWatch = watchOversell(system.db, system.initialStock, system.lastMovementBefore);
+  const returnsLoad = startReturnsLoad({
+    db: system.db,
+    apiUrl: system.urls.api,
+    carrierUrl: system.urls.carrier,
+    adminKey: system.keys.adminKey,
+    hot: HOT_SKU,
+    plan: planReturns(createRandom(seed ^ 0x7e7a), orders.length),
+    keyPrefix: `faults-${seed}`,
+  });
 
   const [load, faults] = await Promise.all([
     runLoad({
       apiUrl: system.urls.api,
       orders,
       durationMs: size.durationMs,
-      onAccepted: (n) => n % 100 === 0 && log(`${n} orders accepted`),
+      onAccepted: (n, id, index, order) => {
+        if (n % 100 === 0) log(`${n} orders accepted`);
+        returnsLoad.onAccepted(id, index, order.apiKey);
+      },
     }),
     runChaos(plan, {
       processes: system.processes,
@@ -181,7 +198,12 @@ async function main(): Promise<boolean> {
   const heat = await sale.stopWatching();
   log(
     `load done: ${load.accepted.length} of ${load.submitted} accepted, ${load.refused.length} refused at the door; ` +
-      'faults stopped; waiting for quiescence',
+      'faults stopped; waiting for the returns load',
+  );
+  const returned = await returnsLoad.finish();
+  log(
+    `returns load done: ${returned.created.length} returns created of ${returned.picked} orders picked ` +
+      `(${returned.cancelled} cancelled, ${returned.unexpected.length} unexpected answers); waiting for quiescence`,
   );
   const quiescence = await waitForQuiescence({
     db: system.db,
@@ -205,6 +227,7 @@ async function main(): Promise<boolean> {
     initialStock: system.initialStock,
     restocked: faults.restocked,
   });
+  const returnChecks = await checkReturns({ db: system.db, gatewayUrl: system.urls.gateway });
   const oversell = await checkOversell(
     system.db,
     system.initialStock,
@@ -226,25 +249,40 @@ async function main(): Promise<boolean> {
     answered >= size.minAnswered &&
     load.accepted.length >= size.minAccepted &&
     faults.kills.length >= size.minKills &&
-    faults.controllerKills.length >= size.controllerKills;
+    faults.controllerKills.length >= size.controllerKills &&
+    returned.created.length >= size.minReturns;
   const checks = [
     ...invariants.checks,
+    ...returnChecks.checks,
+    {
+      name: 'two creates of one item at once: one 201, one 409 already_returned, both naming its RMA',
+      failures: returned.splitAnswers.length,
+      examples: returned.splitAnswers.slice(0, 8),
+    },
+    {
+      name: 'every picked order that COMPLETED was delivered, quoted, returned, then received or cancelled',
+      failures: returned.unexpected.length,
+      examples: returned.unexpected.slice(0, 8).map((u) => `${u.orderId}: ${u.request}: ${u.status} ${u.body}`),
+    },
     oversell,
     ...flashSaleChecks(hotSku),
     {
       name:
         `the run reached its size (>= ${size.minAnswered} orders answered 201 or refused at the door, ` +
-        `>= ${size.minAccepted} accepted, >= ${size.minKills} worker kills, ${size.controllerKills} controller kills)`,
+        `>= ${size.minAccepted} accepted, >= ${size.minKills} worker kills, ${size.controllerKills} controller kills, ` +
+        `>= ${size.minReturns} returns)`,
       failures: sized ? 0 : 1,
       examples: sized
         ? []
         : [
             `${answered} answered, ${load.accepted.length} accepted, ${faults.kills.length} worker kills, ` +
-              `${faults.controllerKills.length} controller kills`,
+              `${faults.controllerKills.length} controller kills, ${returned.created.length} returns`,
           ],
     },
     {
-      name: 'the system went quiet (every order terminal, every queue empty, every inventory event handled)',
+      name:
+        'the system went quiet (every order terminal, no return between creation and label or receipt and ' +
+        'refund, every queue empty, every inventory event handled)',
       failures: quiescence.reached ? 0 : 1,
       examples: quiescence.reached ? [] : [describe(quiescence.last)],
     },
@@ -268,6 +306,11 @@ async function main(): Promise<boolean> {
     load: { ...load, accepted: load.accepted.length },
     faults,
     hotSku,
+    returnsLoad: { ...returned, created: returned.created.length },
+    returns: returnChecks.returns,
+    refunds: returnChecks.refunds,
+    doubleRefunds: returnChecks.doubleRefunds,
+    refundsOverCaptures: returnChecks.refundsOverCaptures,
     oversell: oversell.failures,
     pipeline: await readPipelineStats(system.db),
     quiescence,
@@ -276,7 +319,11 @@ async function main(): Promise<boolean> {
     conservationErrors: invariants.conservationErrors,
     checks,
     unexpectedExits,
-    passed: checks.every((c) => c.failures === 0) && unexpectedExits.length === 0 && load.serverErrors.length === 0,
+    passed:
+      checks.every((c) => c.failures === 0) &&
+      unexpectedExits.length === 0 &&
+      load.serverErrors.length === 0 &&
+      returned.serverErrors.length === 0,
   };
   const suspects = failingOrderIds(checks);
   if (suspects.length > 0) {

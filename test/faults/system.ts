@@ -55,6 +55,12 @@ export const PIPELINE_ENV = {
   WORKER_CONCURRENCY: '10',
   WORKER_SHUTDOWN_TIMEOUT_MS: '5000',
   IDEMPOTENCY_IN_FLIGHT_TIMEOUT_MS: '5000',
+  // The returns load waits for deliveries and for returns' lost steps: both are found within seconds. The
+  // sandbox carrier moves no parcel by itself, so every shipment stays on its way until the load delivers
+  // it; a batch of 100 a second asks each of the ~350 of a full run every few seconds.
+  TRACKING_POLL_MS: '1000',
+  TRACKING_POLL_BATCH: '100',
+  RETURN_SWEEP_MS: '2000',
   LOG_LEVEL: 'warn',
 };
 
