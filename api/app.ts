@@ -4,7 +4,10 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { requestId } from 'hono/request-id';
-import { defaultReturnSettings, type ReturnSettings } from '../config/index.ts';
+import { createAssistant } from '../chat/assistant.ts';
+import { createChatMetrics } from '../chat/metrics.ts';
+import { createChatSessions } from '../chat/sessions.ts';
+import { type ChatSettings, defaultChatSettings, defaultReturnSettings, type ReturnSettings } from '../config/index.ts';
 import { AppError } from '../domain/errors.ts';
 import type { Deps } from '../runtime/deps.ts';
 import { collectDeadLetters, collectQueueDepth } from '../runtime/metrics.ts';
@@ -14,6 +17,8 @@ import { adminInventoryRoutes } from './admin-inventory.ts';
 import { adminReturnRoutes } from './admin-returns.ts';
 import { cacheKeyLookups } from './api-key-cache.ts';
 import { type AuthEnv, apiKeyAuth, type Caller } from './auth.ts';
+import { chatRoutes } from './chat.ts';
+import { chatDemoRoutes } from './chat-demo.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
 import { createErrorHandler, notFound } from './errors.ts';
 import { healthRoutes, metricsRoute } from './health.ts';
@@ -38,6 +43,7 @@ export type AppDeps = Pick<
   | 'orders'
   | 'stock'
   | 'invalidateOrder'
+  | 'bedrock'
 > & {
   bodyLimitBytes: number;
   idempotencyStaleAfterMs: number;
@@ -50,6 +56,8 @@ export type AppDeps = Pick<
   returns?: ReturnSettings;
   /** The clock of return windows and tokens (tests move it). */
   now?: () => number;
+  /** The support assistant (config `chat`); templates only without it. */
+  chat?: ChatSettings;
 };
 
 /** The HTTP API. Opens no port: `api/server.ts` serves it, tests call `app.request()`. */
@@ -112,6 +120,19 @@ export function createApp(deps: AppDeps) {
     now: deps.now ?? Date.now,
   };
   app.route('/', returnRoutes(returnDeps));
+  // POST /chat alone: the assistant's demo page under /chat/ is public (it asks for a key itself).
+  app.on('POST', '/chat', apiKeyAuth({ findKey }));
+  if (limitRate) app.on('POST', '/chat', limitRate);
+  const chat = deps.chat ?? defaultChatSettings;
+  const assistant = createAssistant({
+    sessions: createChatSessions(deps.redis, deps.keys, chat.sessionTtlMs),
+    tools: { orders: deps.orders, stock: deps.stock, returns: returnDeps },
+    metrics: createChatMetrics(deps.registry),
+    log: deps.log,
+    settings: chat,
+    bedrock: deps.bedrock ?? null,
+  });
+  app.route('/', chatRoutes({ assistant }));
   // Bull Board is the one page a browser opens: it alone takes Basic auth, behind a CSRF check (a browser
   // sends remembered Basic credentials with a cross-site form too).
   const adminAuth = apiKeyAuth({ findKey, role: 'admin' });
@@ -146,6 +167,8 @@ export function createApp(deps: AppDeps) {
   app.all(`${BULL_BOARD_PATH}/*`, toBoard);
 
   mountApiDocs(app, { title: 'orderflow', version: packageVersion, description: apiDescription });
+  // The assistant's try-it page: no key for the page, the key typed into it goes to POST /chat.
+  app.route('/', chatDemoRoutes());
 
   app.notFound(notFound);
   app.onError(createErrorHandler(deps.log));

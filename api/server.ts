@@ -16,7 +16,16 @@ const app = createApp({
   recentOrdersTtlMs: config.cache.ttlMs.recentOrders,
   rateLimit: config.rateLimit,
   returns: config.returns,
+  chat: config.chat,
 });
+log.info(
+  config.chat.bedrock
+    ? { assistant: 'bedrock', modelId: config.chat.bedrock.modelId, region: config.chat.bedrock.region }
+    : { assistant: 'template' },
+  config.chat.bedrock
+    ? 'support assistant on Amazon Bedrock (templates when it fails)'
+    : 'support assistant on templates only: BEDROCK_MODEL_ID is not set',
+);
 
 const server = serve({ fetch: app.fetch, hostname: config.http.host, port: config.http.port }, (info) => {
   log.info({ url: `http://${info.address}:${info.port}` }, 'api listening');

@@ -24,6 +24,8 @@ export function redisKeys(namespace: string) {
     admissionGate: `${namespace}:admission-gate`,
     /** An API key's request count in the current rate-limit window of a budget (api/rate-limit.ts). */
     rateLimit: (budget: 'writes' | 'reads', apiKeyId: number) => `${namespace}:rate-limit:${budget}:${apiKeyId}`,
+    /** A support assistant's conversation (chat/sessions.ts): JSON, expiring CHAT_SESSION_TTL_MS after its last turn. */
+    chatSession: (sessionId: string) => `${namespace}:chat-session:${sessionId}`,
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

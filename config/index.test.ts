@@ -73,6 +73,7 @@ describe('loadConfig', () => {
       rateLimit: { windowMs: 1_000, writes: 100, reads: 1_000 },
       paymentGateway: { url: 'http://127.0.0.1:4001', timeoutMs: 10_000 },
       carrier: { url: 'http://127.0.0.1:4002', timeoutMs: 5_000 },
+      chat: { bedrock: null, timeoutMs: 8_000, sessionTtlMs: 1_800_000, maxToolCalls: 5 },
     });
   });
 
@@ -152,6 +153,28 @@ describe('loadConfig', () => {
       RATE_LIMIT_READS: '7',
     });
     expect(config.rateLimit).toEqual({ windowMs: 500, writes: 0, reads: 7 });
+  });
+
+  it('runs the assistant on Bedrock only when a model id is set, with its region and endpoint', () => {
+    const config = loadConfig({
+      ...required,
+      BEDROCK_MODEL_ID: 'anthropic.claude-3-haiku-20240307-v1:0',
+      AWS_REGION: 'eu-central-1',
+      BEDROCK_ENDPOINT: 'http://127.0.0.1:4003',
+      CHAT_TIMEOUT_MS: '2000',
+      CHAT_MAX_TOOL_CALLS: '3',
+    });
+    expect(config.chat).toEqual({
+      bedrock: {
+        modelId: 'anthropic.claude-3-haiku-20240307-v1:0',
+        region: 'eu-central-1',
+        endpoint: 'http://127.0.0.1:4003',
+      },
+      timeoutMs: 2_000,
+      sessionTtlMs: 1_800_000,
+      maxToolCalls: 3,
+    });
+    expect(() => loadConfig({ ...required, BEDROCK_ENDPOINT: 'not a url' })).toThrow(/BEDROCK_ENDPOINT/);
   });
 
   it('treats empty strings as unset, falling back to defaults', () => {

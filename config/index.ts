@@ -86,6 +86,14 @@ const schema = z.object({
   PAYMENT_TIMEOUT_MS: ms.default(10_000),
   CARRIER_URL: url.default('http://127.0.0.1:4002'),
   CARRIER_TIMEOUT_MS: ms.default(5_000),
+  // The support assistant (SPEC §6): Amazon Bedrock's Converse API when a model is named, the template
+  // responder alone otherwise. Credentials come from the AWS SDK's standard chain, not from here.
+  BEDROCK_MODEL_ID: z.string().min(1).optional(),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  BEDROCK_ENDPOINT: url.optional(),
+  CHAT_TIMEOUT_MS: ms.default(8_000),
+  CHAT_SESSION_TTL_MS: ms.default(30 * 60_000),
+  CHAT_MAX_TOOL_CALLS: z.coerce.number().int().min(1).max(50).default(5),
 });
 
 export type Env = z.input<typeof schema>;
@@ -140,6 +148,24 @@ export type Config = {
   rateLimit: RateLimitSettings;
   paymentGateway: { url: string; timeoutMs: number };
   carrier: { url: string; timeoutMs: number };
+  chat: ChatSettings;
+};
+
+export type ChatSettings = {
+  /** Unset: the template responder answers every turn. */
+  bedrock: { modelId: string; region: string; endpoint?: string } | null;
+  /** The latency budget of one turn on Bedrock, all its Converse calls together. */
+  timeoutMs: number;
+  sessionTtlMs: number;
+  maxToolCalls: number;
+};
+
+/** Templates only, for an app built without a configuration (tests). */
+export const defaultChatSettings: ChatSettings = {
+  bedrock: null,
+  timeoutMs: 8_000,
+  sessionTtlMs: 30 * 60_000,
+  maxToolCalls: 5,
 };
 
 export type ReturnSettings = {
@@ -238,6 +264,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimit: { windowMs: e.RATE_LIMIT_WINDOW_MS, writes: e.RATE_LIMIT_WRITES, reads: e.RATE_LIMIT_READS },
     paymentGateway: { url: e.PAYMENT_GATEWAY_URL, timeoutMs: e.PAYMENT_TIMEOUT_MS },
     carrier: { url: e.CARRIER_URL, timeoutMs: e.CARRIER_TIMEOUT_MS },
+    chat: {
+      bedrock: e.BEDROCK_MODEL_ID
+        ? { modelId: e.BEDROCK_MODEL_ID, region: e.AWS_REGION, endpoint: e.BEDROCK_ENDPOINT }
+        : null,
+      timeoutMs: e.CHAT_TIMEOUT_MS,
+      sessionTtlMs: e.CHAT_SESSION_TTL_MS,
+      maxToolCalls: e.CHAT_MAX_TOOL_CALLS,
+    },
   };
 }
 

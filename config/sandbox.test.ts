@@ -8,6 +8,7 @@ describe('loadSandboxConfig', () => {
       host: '127.0.0.1',
       gatewayPort: 4001,
       carrierPort: 4002,
+      bedrockPort: 4003,
       latencyMs: 0,
       declineRate: 0,
       failureRate: 0,
@@ -23,6 +24,7 @@ describe('loadSandboxConfig', () => {
         SANDBOX_HOST: '0.0.0.0',
         SANDBOX_GATEWAY_PORT: '5001',
         SANDBOX_CARRIER_PORT: '5002',
+        SANDBOX_BEDROCK_PORT: '5003',
         SANDBOX_LATENCY_MS: '25',
         SANDBOX_DECLINE_RATE: '0.2',
         SANDBOX_FAILURE_RATE: '1',
@@ -34,6 +36,7 @@ describe('loadSandboxConfig', () => {
       host: '0.0.0.0',
       gatewayPort: 5001,
       carrierPort: 5002,
+      bedrockPort: 5003,
       latencyMs: 25,
       declineRate: 0.2,
       failureRate: 1,
@@ -57,6 +60,7 @@ describe('loadSandboxConfig', () => {
     ['SANDBOX_LATENCY_MS', '-5'],
     ['SANDBOX_EXCEPTION_RATE', '1.5'],
     ['SANDBOX_GATEWAY_PORT', '65536'],
+    ['SANDBOX_BEDROCK_PORT', '-1'],
     ['SANDBOX_SEED', 'abc'],
   ])('refuses %s=%j in a ConfigError that names it', (name, value) => {
     let error: unknown;

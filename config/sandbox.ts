@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseEnv } from './index.ts';
 
-// Settings of the fake payment gateway and carrier (sandbox/server.ts). Kept apart from the main
+// Settings of the fake payment gateway, carrier and Bedrock (sandbox/server.ts). Kept apart from the main
 // config so the sandbox starts without a database or Redis URL.
 
 const port = z.coerce.number().int().min(0).max(65_535);
@@ -11,6 +11,7 @@ const schema = z.object({
   SANDBOX_HOST: z.string().default('127.0.0.1'),
   SANDBOX_GATEWAY_PORT: port.default(4001),
   SANDBOX_CARRIER_PORT: port.default(4002),
+  SANDBOX_BEDROCK_PORT: port.default(4003),
   SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).default(0),
   SANDBOX_DECLINE_RATE: rate.default(0),
   SANDBOX_FAILURE_RATE: rate.default(0),
@@ -23,6 +24,8 @@ export type SandboxConfig = {
   host: string;
   gatewayPort: number;
   carrierPort: number;
+  /** The fake Bedrock runtime (Converse API) the assistant is pointed at with BEDROCK_ENDPOINT. */
+  bedrockPort: number;
   latencyMs: number;
   declineRate: number;
   failureRate: number;
@@ -39,6 +42,7 @@ export function loadSandboxConfig(env: Record<string, string | undefined> = proc
     host: e.SANDBOX_HOST,
     gatewayPort: e.SANDBOX_GATEWAY_PORT,
     carrierPort: e.SANDBOX_CARRIER_PORT,
+    bedrockPort: e.SANDBOX_BEDROCK_PORT,
     latencyMs: e.SANDBOX_LATENCY_MS,
     declineRate: e.SANDBOX_DECLINE_RATE,
     failureRate: e.SANDBOX_FAILURE_RATE,

@@ -1,3 +1,4 @@
+import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { type RedisKeys, redisKeys } from '../cache/keys.ts';
@@ -5,6 +6,7 @@ import { createCacheMetrics } from '../cache/metrics.ts';
 import { createOrderReader, type OrderReader } from '../cache/order-reader.ts';
 import { createReadThrough, type ReadThrough } from '../cache/read-through.ts';
 import { createStockReader, type StockReader } from '../cache/stock-reader.ts';
+import { createBedrockClient } from '../chat/bedrock-client.ts';
 import type { Config } from '../config/index.ts';
 import { type Admission, admission } from '../flash-sale/admission.ts';
 import { type Carrier, createCarrierClient } from '../providers/carrier.ts';
@@ -37,6 +39,8 @@ export type Deps = {
   stock: StockReader;
   /** Hot SKUs' admission counters and gate (flash-sale/admission.ts). */
   admission: Admission;
+  /** The support assistant's model client (config `chat.bedrock`); null runs it on templates only. */
+  bedrock: BedrockRuntimeClient | null;
   /** After a committed change to an order: its cached status, tracking and the customer's list go. */
   invalidateOrder(orderId: string, customerId?: string): Promise<void>;
   close(): Promise<void>;
@@ -62,6 +66,7 @@ export async function createDeps(
     metrics: createCacheMetrics(registry),
   });
   const orders = createOrderReader(db, cache, keys, config.cache.ttlMs);
+  const bedrock = createBedrockClient(config.chat);
   return {
     db,
     redis,
@@ -82,7 +87,9 @@ export async function createDeps(
     carrier: createCarrierClient(config.carrier),
     mailer: createLogMailer(log),
     log,
+    bedrock,
     async close() {
+      bedrock?.destroy();
       await queues.close();
       redis.disconnect();
       await db.end();

@@ -3,17 +3,22 @@ import { type ServerType, serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { orExit } from '../config/index.ts';
 import { loadSandboxConfig } from '../config/sandbox.ts';
+import { createFakeBedrock, type FakeBedrock } from './bedrock.ts';
 import { type CarrierSettings, type CarrierStats, createCarrier } from './carrier.ts';
 import { randomSeed } from './faults.ts';
 import { createPaymentGateway, type PaymentGatewaySettings, type PaymentGatewayStats } from './payment-gateway.ts';
 
-// Serves the fake payment gateway and carrier over real HTTP, for local runs, e2e tests and benches.
+// Serves the fake payment gateway, carrier and Bedrock runtime over real HTTP, for local runs, e2e tests
+// and benches.
 
 export type SandboxOptions = {
   host?: string;
   /** 0 picks a free port; the real one is in the returned URL. */
   gatewayPort?: number;
   carrierPort?: number;
+  /** A free port when not given, so the many callers that choose only the others never collide on it;
+   * the sandbox process passes SANDBOX_BEDROCK_PORT (4003 by default). */
+  bedrockPort?: number;
   latencyMs?: number;
   declineRate?: number;
   failureRate?: number;
@@ -35,6 +40,8 @@ export type Sandbox = {
   seed: number;
   gateway: RunningProvider<PaymentGatewaySettings, PaymentGatewayStats>;
   carrier: RunningProvider<CarrierSettings, CarrierStats>;
+  /** The fake Converse API: script its next replies, read the requests it saw (sandbox/bedrock.ts). */
+  bedrock: { url: string } & Omit<FakeBedrock, 'app'>;
   close: () => Promise<void>;
 };
 
@@ -68,14 +75,19 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const gateway = createPaymentGateway({ latencyMs, declineRate, failureRate, seed });
   const carrier = createCarrier({ latencyMs, failureRate, deliveryStageMs, exceptionRate, seed });
 
-  const gatewayServer = await listen(gateway.app, host, options.gatewayPort ?? 4001);
-  let carrierServer: ServerType;
+  const bedrock = createFakeBedrock({ seed });
+
+  const servers: ServerType[] = [];
+  const closeAll = async () => void (await Promise.all(servers.map(closeServer)));
   try {
-    carrierServer = await listen(carrier.app, host, options.carrierPort ?? 4002);
+    servers.push(await listen(gateway.app, host, options.gatewayPort ?? 4001));
+    servers.push(await listen(carrier.app, host, options.carrierPort ?? 4002));
+    servers.push(await listen(bedrock.app, host, options.bedrockPort ?? 0));
   } catch (error) {
-    await closeServer(gatewayServer);
+    await closeAll();
     throw error;
   }
+  const [gatewayServer, carrierServer, bedrockServer] = servers as [ServerType, ServerType, ServerType];
 
   return {
     seed,
@@ -91,8 +103,16 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       stats: carrier.stats,
       reset: carrier.reset,
     },
+    bedrock: {
+      url: urlOf(bedrockServer, host),
+      script: bedrock.script,
+      requests: bedrock.requests,
+      reset: bedrock.reset,
+    },
     close: async () => {
-      await Promise.all([closeServer(gatewayServer), closeServer(carrierServer)]);
+      // Answers held back by a scripted delay end now, not when their timers would.
+      bedrock.reset();
+      await closeAll();
     },
   };
 }
@@ -106,6 +126,7 @@ if (import.meta.main) {
       msg: 'sandbox listening',
       gatewayUrl: sandbox.gateway.url,
       carrierUrl: sandbox.carrier.url,
+      bedrockUrl: sandbox.bedrock.url,
       seed: sandbox.seed,
       settings: {
         latencyMs: config.latencyMs,

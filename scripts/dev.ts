@@ -21,6 +21,8 @@ import { startWatchdog, type Watchdog } from './watchdog.ts';
 // an earlier run left on the data directory.
 
 const root = join(import.meta.dirname, '..');
+/** Any id does for the fake Bedrock, which answers every model alike. */
+const DEMO_MODEL_ID = 'orderflow.fake-assistant-v1:0';
 const env = process.env;
 const settings = {
   databaseUrl: env.DATABASE_URL || undefined,
@@ -31,6 +33,11 @@ const settings = {
   apiPort: Number(env.PORT || 3000),
   gatewayPort: Number(env.SANDBOX_GATEWAY_PORT || 4001),
   carrierPort: Number(env.SANDBOX_CARRIER_PORT || 4002),
+  bedrockPort: Number(env.SANDBOX_BEDROCK_PORT || 4003),
+  // The assistant talks to the sandbox's fake Bedrock unless BEDROCK_ENDPOINT is set (set it empty, with
+  // BEDROCK_MODEL_ID, AWS_REGION and AWS credentials, for the real service).
+  bedrockEndpoint: env.BEDROCK_ENDPOINT,
+  bedrockModelId: env.BEDROCK_MODEL_ID || DEMO_MODEL_ID,
   // The worker's own drain deadline, kept under the 10 s after which this script kills it.
   workerShutdownTimeoutMs: env.WORKER_SHUTDOWN_TIMEOUT_MS || '8000',
 };
@@ -177,6 +184,20 @@ async function waitForReady(url: string): Promise<void> {
   }
 }
 
+/** The assistant against the sandbox: its endpoint, a region, and credentials the fake accepts (it checks
+ * only that requests are signed), so no AWS account or profile is needed, nor used. */
+function fakeBedrockEnv(): Record<string, string | undefined> {
+  return {
+    BEDROCK_ENDPOINT: `http://127.0.0.1:${settings.bedrockPort}`,
+    AWS_REGION: env.AWS_REGION || 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'sandbox',
+    AWS_SECRET_ACCESS_KEY: 'sandbox',
+    AWS_SESSION_TOKEN: undefined,
+    // A bearer token would switch the SDK from request signing to bearer auth.
+    AWS_BEARER_TOKEN_BEDROCK: undefined,
+  };
+}
+
 function printBanner(api: string, seed: DemoKeys): void {
   const key = seed.customers[0]?.apiKey ?? '<customer key>';
   const width = Math.max(0, ...seed.customers.map((c) => c.name.length));
@@ -189,6 +210,10 @@ function printBanner(api: string, seed: DemoKeys): void {
     payment: { token: '4242424242424242' },
   };
   const auth = `-H "Authorization: Bearer ${key}"`;
+  const assistant =
+    settings.bedrockEndpoint === undefined
+      ? "the sandbox's fake Bedrock"
+      : `Bedrock ${settings.bedrockModelId}${settings.bedrockEndpoint ? ` at ${settings.bedrockEndpoint}` : ''}`;
   process.stdout.write(`
 ${styleText('bold', 'orderflow is running')}
   API          ${api}
@@ -206,6 +231,8 @@ ${customers}
     curl -s ${api}/orders/$ORDER ${auth}
   Another customer's key gets 404 for it:
     curl -s ${api}/orders/$ORDER -H "Authorization: Bearer ${other}"
+  Ask the support assistant (${assistant}), or chat in the browser at ${api}/chat/demo:
+    curl -s -X POST ${api}/chat ${auth} -H 'Content-Type: application/json' -d '{"message":"where is my order?"}'
 
   Ctrl-C stops everything.
 
@@ -277,6 +304,9 @@ async function main(): Promise<void> {
       SANDBOX_DELIVERY_STAGE_MS: env.SANDBOX_DELIVERY_STAGE_MS || '4000',
       SANDBOX_EXCEPTION_RATE: env.SANDBOX_EXCEPTION_RATE || '0.05',
       TRACKING_POLL_MS: env.TRACKING_POLL_MS || '5000',
+      SANDBOX_BEDROCK_PORT: String(settings.bedrockPort),
+      BEDROCK_MODEL_ID: settings.bedrockModelId,
+      ...(settings.bedrockEndpoint === undefined ? fakeBedrockEnv() : { BEDROCK_ENDPOINT: settings.bedrockEndpoint }),
     };
     const sandbox = spawnService('sandbox', 'sandbox/server.ts', 'blue', childEnv);
     const worker = spawnService('worker', 'workers/main.ts', 'magenta', childEnv);

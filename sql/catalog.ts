@@ -22,6 +22,11 @@ export async function findSellableItems(db: Db | Tx, region: string, skus: reado
   return [...rows];
 }
 
+/** The whole catalog, by SKU: the support assistant matches a product the customer names against it. */
+export async function listCatalog(db: Db | Tx): Promise<readonly CatalogItem[]> {
+  return db.any(sql.type(catalogRow)`SELECT sku, name, price_cents, currency, final_sale FROM catalog ORDER BY sku`);
+}
+
 export async function upsertCatalogItem(db: Db | Tx, item: CatalogItem): Promise<void> {
   await db.query(sql.typeAlias('void')`
     INSERT INTO catalog (sku, name, price_cents, currency, final_sale)

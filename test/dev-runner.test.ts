@@ -28,6 +28,7 @@ beforeAll(async () => {
     'PORT',
     'SANDBOX_GATEWAY_PORT',
     'SANDBOX_CARRIER_PORT',
+    'SANDBOX_BEDROCK_PORT',
     'FLASH_SALE_PORT',
   ];
   ports = {};

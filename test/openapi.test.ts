@@ -32,7 +32,13 @@ type OpenApiDocument = {
 
 const methods = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'];
 const undocumented = (path: string) =>
-  path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/') || path.startsWith(BULL_BOARD_PATH);
+  path === '/openapi.json' ||
+  path === '/docs' ||
+  path.startsWith('/docs/') ||
+  path.startsWith(BULL_BOARD_PATH) ||
+  // The assistant's demo page: a page for people, like /docs.
+  path === '/chat/demo' ||
+  path.startsWith('/chat/demo/');
 
 describe('the document', () => {
   it('is OpenAPI 3.1 named after the package, with the API key schemes', async () => {
@@ -343,6 +349,20 @@ describe('the answers', () => {
     await check(['get', '/admin/returns'], 200, { path: '/admin/returns?status=received', key: admin });
     await check(['get', '/admin/returns'], 400, { path: '/admin/returns?status=lost', key: admin });
     await check(['get', '/orders/{id}'], 200, { path: `/orders/${placed.id}`, key: customer });
+
+    const chat = await check(['post', '/chat'], 200, {
+      path: '/chat',
+      key: customer,
+      body: { message: 'Where is my order?' },
+    });
+    await check(['post', '/chat'], 400, { path: '/chat', key: customer, body: { message: '' } });
+    await check(['post', '/chat'], 401, { path: '/chat', body: { message: 'hi' } });
+    await check(['post', '/chat'], 403, { path: '/chat', key: admin, body: { message: 'hi' } });
+    await check(['post', '/chat'], 404, {
+      path: '/chat',
+      key: h.keys.customers[1]!.apiKey,
+      body: { sessionId: chat.sessionId, message: 'hi' },
+    });
 
     // The scrape is text: its schema is a string.
     const metrics = await h.app.request('/metrics');

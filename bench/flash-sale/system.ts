@@ -43,6 +43,7 @@ export async function startFlashSaleSystem(
     gateway: await freePort(),
     carrier: await freePort(),
     controller: await freePort(),
+    bedrock: await freePort(),
   };
   const url = (port: number) => `http://127.0.0.1:${port}`;
   const env = {
@@ -94,6 +95,7 @@ export async function startFlashSaleSystem(
     SANDBOX_HOST: '127.0.0.1',
     SANDBOX_GATEWAY_PORT: String(ports.gateway),
     SANDBOX_CARRIER_PORT: String(ports.carrier),
+    SANDBOX_BEDROCK_PORT: String(ports.bedrock),
     SANDBOX_LATENCY_MS: '0',
     SANDBOX_DECLINE_RATE: '0',
     SANDBOX_FAILURE_RATE: '0',

@@ -31,7 +31,12 @@ export async function startProduct(
   phase: Phase,
   cleanups: Array<() => Promise<unknown>>,
 ): Promise<Product> {
-  const ports = { api: await freePort(), gateway: await freePort(), carrier: await freePort() };
+  const ports = {
+    api: await freePort(),
+    gateway: await freePort(),
+    carrier: await freePort(),
+    bedrock: await freePort(),
+  };
   const urls = {
     api: `http://127.0.0.1:${ports.api}`,
     gateway: `http://127.0.0.1:${ports.gateway}`,
@@ -45,6 +50,7 @@ export async function startProduct(
       SANDBOX_HOST: '127.0.0.1',
       SANDBOX_GATEWAY_PORT: String(ports.gateway),
       SANDBOX_CARRIER_PORT: String(ports.carrier),
+      SANDBOX_BEDROCK_PORT: String(ports.bedrock),
       SANDBOX_LATENCY_MS: '0',
       SANDBOX_DECLINE_RATE: '0',
       SANDBOX_FAILURE_RATE: '0',

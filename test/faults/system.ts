@@ -15,13 +15,13 @@ import { type PostgresServer, type RedisServer, startPostgres, startRedis } from
 /** Free ports, asked of the kernel: runs never collide, with each other or with anything else. */
 async function choosePorts() {
   const servers = await Promise.all(
-    [0, 1, 2, 3, 4, 5].map(async () => {
+    [0, 1, 2, 3, 4, 5, 6].map(async () => {
       const server = createServer().listen(0, '127.0.0.1');
       await once(server, 'listening');
       return server;
     }),
   );
-  const [postgres, redis, api, gateway, carrier, controller] = servers.map(
+  const [postgres, redis, api, gateway, carrier, controller, bedrock] = servers.map(
     (server) => (server.address() as AddressInfo).port,
   );
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
@@ -32,6 +32,7 @@ async function choosePorts() {
     gateway: gateway!,
     carrier: carrier!,
     controller: controller!,
+    bedrock: bedrock!,
   };
 }
 export const QUEUE_PREFIX = '{faults}';
@@ -158,6 +159,7 @@ export async function startSystem(options: {
       SANDBOX_HOST: '127.0.0.1',
       SANDBOX_GATEWAY_PORT: String(PORTS.gateway),
       SANDBOX_CARRIER_PORT: String(PORTS.carrier),
+      SANDBOX_BEDROCK_PORT: String(PORTS.bedrock),
       SANDBOX_SEED: String(options.seed),
     },
     env: {

@@ -181,6 +181,19 @@ const writeRoutes: WriteRoute[] = [
     otherCustomerFails: true,
   },
   {
+    // The fuzz's app has no Bedrock model: the template responder answers a valid message (no row written).
+    route: 'POST /chat',
+    auth: 'customer',
+    path: () => '/chat',
+    badPaths: () => [],
+    template: () => ({ message: 'Where is my order?' }),
+    fields: [
+      { path: ['message'], invalid: [...invalidStrings, ...wrongTypes, 'x'.repeat(2001), '', '  '], required: true },
+      { path: ['sessionId'], invalid: ['chs_nope', 'x'.repeat(300), ...wrongTypes], required: false },
+    ],
+    refusedKeys: [...massAssignment, 'customerId', 'responder', 'proposal'],
+  },
+  {
     route: 'POST /returns/{rma}/cancel',
     auth: 'customer',
     path: () => '/returns/RMA-0A1B2C3D4E5F/cancel',

@@ -48,6 +48,8 @@ export async function startHarness(options: HarnessOptions = {}) {
     REDIS_NAMESPACE: `oft-${suffix}`,
     PAYMENT_GATEWAY_URL: sandbox.gateway.url,
     CARRIER_URL: sandbox.carrier.url,
+    // The assistant's Bedrock is the sandbox's fake, once a test names a model (BEDROCK_MODEL_ID).
+    BEDROCK_ENDPOINT: sandbox.bedrock.url,
     // Two test files run at once, each with a worker pool and an API pool, beside other clients of the
     // same server (max_connections 100): keep pools small.
     DB_POOL_SIZE: '10',
@@ -70,6 +72,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     idempotencyStaleAfterMs: 60_000,
     recentOrdersTtlMs: config.cache.ttlMs.recentOrders,
     rateLimit: config.rateLimit,
+    chat: config.chat,
   });
   const workers: Worker[] =
     options.workers === false
