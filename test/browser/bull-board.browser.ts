@@ -1,12 +1,10 @@
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { serve } from '@hono/node-server';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE, stepNames } from '../../queues/order-workflow.ts';
 import { type Harness, startHarness } from '../support/harness.ts';
+import { launchChromium, type ServedApp, serveApp } from './support.ts';
 
 // Bull Board in a real browser (headless Chromium): the admin logs in through the Basic challenge, as a
 // person would, and sees every queue; a customer key and no key are refused. Run: npm run test:browser.
@@ -16,7 +14,7 @@ const resultsDir = fileURLToPath(new URL('results/', import.meta.url));
 const BASIC_CHALLENGE = 'Basic realm="orderflow", charset="UTF-8"';
 
 let h: Harness;
-let server: Server;
+let served: ServedApp | undefined;
 let browser: Browser;
 let base: string;
 /** What the server saw of the board's page requests: the scheme the browser sent, and the answer. */
@@ -24,40 +22,20 @@ const pageRequests: Array<{ scheme: string | undefined; status: number }> = [];
 
 beforeAll(async () => {
   h = await startHarness({ workers: false });
-  server = serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    fetch: async (request, env) => {
-      const response = await h.app.fetch(request, env);
-      if (new URL(request.url).pathname === '/admin/queues') {
-        pageRequests.push({ scheme: request.headers.get('authorization')?.split(' ')[0], status: response.status });
-      }
-      return response;
-    },
-  }) as Server;
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    // Playwright adds --headless, --no-sandbox and a fresh temporary --user-data-dir. Without the
-    // background-networking flags, Chromium's own connections are refused by a closed network.
-    args: [
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+  served = await serveApp(async (request, env) => {
+    const response = await h.app.fetch(request, env);
+    if (new URL(request.url).pathname === '/admin/queues') {
+      pageRequests.push({ scheme: request.headers.get('authorization')?.split(' ')[0], status: response.status });
+    }
+    return response;
   });
+  base = served.base;
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
-  if (server) {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  }
+  await served?.close();
   await h?.close();
 });
 

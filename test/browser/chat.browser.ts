@@ -1,12 +1,10 @@
 import { mkdir, stat } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { serve } from '@hono/node-server';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createApp } from '../../api/app.ts';
 import { type Harness, orderBody, startHarness } from '../support/harness.ts';
+import { launchChromium, type ServedApp, serveApp } from './support.ts';
 
 // The assistant's try-it page (/chat/demo) in a real browser (headless Chromium): a customer pastes a
 // key and asks where their order is; the API's real POST /chat answers through the sandbox's fake
@@ -14,7 +12,7 @@ import { type Harness, orderBody, startHarness } from '../support/harness.ts';
 // the responder and the tool calls. Run: npm run test:browser.
 
 let h: Harness;
-let server: Server;
+let served: ServedApp | undefined;
 let browser: Browser;
 let base: string;
 const resultsDir = fileURLToPath(new URL('results/', import.meta.url));
@@ -38,28 +36,14 @@ beforeAll(async () => {
     recentOrdersTtlMs: h.config.cache.ttlMs.recentOrders,
     chat: h.config.chat,
   });
-  server = serve({ hostname: '127.0.0.1', port: 0, fetch: app.fetch }) as Server;
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: [
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  served = await serveApp(app.fetch);
+  base = served.base;
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
-  if (server) {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  }
+  await served?.close();
   await h?.close();
   process.env = saved;
 });

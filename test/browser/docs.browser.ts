@@ -1,18 +1,16 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serve } from '@hono/node-server';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type Harness, startHarness } from '../support/harness.ts';
+import { launchChromium, type ServedApp, serveApp } from './support.ts';
 
 // The API reference (/docs) in a real browser (headless Chromium) on a closed network: Swagger UI comes
 // from the API itself, reads /openapi.json and lists the operations. Run: npm run test:browser.
 
 let h: Harness;
-let server: Server;
+let served: ServedApp | undefined;
 let browser: Browser;
 let base: string;
 let shots: string;
@@ -21,29 +19,15 @@ const elsewhere: string[] = [];
 
 beforeAll(async () => {
   h = await startHarness({ workers: false });
-  server = serve({ hostname: '127.0.0.1', port: 0, fetch: h.app.fetch }) as Server;
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  served = await serveApp(h.app.fetch);
+  base = served.base;
   shots = await mkdtemp(join(tmpdir(), 'orderflow-docs-'));
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: [
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
-  if (server) {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  }
+  await served?.close();
   await h?.close();
   if (shots) await rm(shots, { recursive: true, force: true });
 });
