@@ -1,13 +1,14 @@
 import { z } from '@hono/zod-openapi';
 import { dispositions, returnStatuses } from '../sql/returns.ts';
-import { skuParam, text } from './input.ts';
+import { text } from './input.ts';
 
 // The returns API's schemas (SPEC §5), for validation and the OpenAPI document. An order item's id is
 // its SKU within the order: order_items are keyed by (order, SKU).
 
 const moment = z.string().nullable();
 
-export const orderItemId = skuParam.openapi({
+// As an order's lines take a SKU (api/order-request.ts): trimmed, so blank is refused.
+export const orderItemId = text(64).openapi({
   description: 'The order item: its SKU within the order (an order has one line per SKU)',
   example: 'BERSERK-41',
 });

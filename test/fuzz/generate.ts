@@ -162,7 +162,8 @@ const writeRoutes: WriteRoute[] = [
         ],
         required: true,
       },
-      { path: ['items', 0, 'orderItemId'], invalid: text(64, { extra: ['berserk 42'] }), required: true },
+      // An item the order does not have is a verdict (unknown_item), not a bad request: only malformed ids here.
+      { path: ['items', 0, 'orderItemId'], invalid: text(64), required: true },
       { path: ['items', 0, 'quantity'], invalid: int(1, 10_000), required: true },
       { path: ['reason'], invalid: [...invalidStrings, ...wrongTypes, 'x'.repeat(501), '', '  '], required: true },
     ],
@@ -188,7 +189,18 @@ const writeRoutes: WriteRoute[] = [
     badPaths: () => [],
     template: () => ({ message: 'Where is my order?' }),
     fields: [
-      { path: ['message'], invalid: [...invalidStrings, ...wrongTypes, 'x'.repeat(2001), '', '  '], required: true },
+      {
+        path: ['message'],
+        // A message may be 2,000 characters long: the 1,001-character string of the shared list is valid here.
+        invalid: [
+          ...invalidStrings.filter((s) => s.length > 2_000 || s.length <= 1_000),
+          ...wrongTypes,
+          'x'.repeat(2001),
+          '',
+          '  ',
+        ],
+        required: true,
+      },
       { path: ['sessionId'], invalid: ['chs_nope', 'x'.repeat(300), ...wrongTypes], required: false },
     ],
     refusedKeys: [...massAssignment, 'customerId', 'responder', 'proposal'],
