@@ -33,6 +33,9 @@ export function startInventoryListener(
   const abort = new AbortController();
   let client: pg.Client | undefined;
   let up = false;
+  const stopped = new Promise<void>((resolve) =>
+    abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
 
   /** Connects and listens until the connection ends; throws why it ended (unless stopped). */
   async function listenUntilDisconnected(onListening: () => void): Promise<void> {
@@ -49,7 +52,11 @@ export function startInventoryListener(
     });
     const ended = new Promise<void>((resolve) => connection.once('end', resolve));
     try {
-      await connection.connect();
+      // pg never settles a connect that `end()` interrupted (stop() during a connect): stop waiting
+      // for it once stopped, or stop() would wait forever.
+      const connecting = connection.connect();
+      connecting.catch(() => {});
+      await Promise.race([connecting, stopped]);
       if (abort.signal.aborted) return;
       await listenForInventoryEvents(connection);
       connection.on('notification', () => onChange());

@@ -104,6 +104,39 @@ describe('the relay woken by notifications', () => {
     expectInOrder(await streamEvents(h.deps.redis, streamKey), start, 10);
   });
 
+  it('stops while its LISTEN connection is still connecting', async () => {
+    // A server that accepts and never answers the startup message, and closes when the client hangs
+    // up, as PostgreSQL does. pg never settles a connect that its own `end()` cut short: stop() must
+    // not wait for it.
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => socket.destroy());
+      socket.on('end', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    // The startup message has arrived: the client waits for the server's answer.
+    const accepted = new Promise<void>((resolve) =>
+      server.once('connection', (socket) => socket.once('data', () => resolve())),
+    );
+    const url = new URL(h.config.db.url);
+    url.hostname = '127.0.0.1';
+    url.port = String((server.address() as { port: number }).port);
+    const relay = startRelay(h.deps, {
+      streamKey: `${namespace}:inventory-events:${++streams}`,
+      intervalMs: hour,
+      databaseUrl: url.toString(),
+    });
+    try {
+      await accepted;
+      expect(relay.listening()).toBe(false);
+      await relay.stop();
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('listens again after its connection drops, and at once publishes what committed meanwhile, in order per SKU', async () => {
     const proxy = await startCuttableProxy(h.config.db.url);
     const { relay, streamKey } = relayTo(proxy.url, hour);
