@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import type { Redis } from 'ioredis';
 import { parseHotSku, type RedisKeys } from '../cache/keys.ts';
 import type { ReadThrough } from '../cache/read-through.ts';
 import { AppError, ValidationError } from '../domain/errors.ts';
 import { heatReasons } from '../domain/heat.ts';
+import type { RedisClient } from '../runtime/redis.ts';
 import type { Db } from '../sql/database.ts';
 import { createFlashSale, endFlashSale, type FlashSale, listFlashSales } from '../sql/flash-sales.ts';
 import { getStockLevels, restockStock, setAvailable } from '../sql/inventory.ts';
@@ -34,7 +34,7 @@ const saleBody = z
   .refine((s) => Date.parse(s.endsAt) > Date.now(), { path: ['endsAt'], message: 'must be in the future' });
 
 /** Operators' stock and sale controls: restock, adjust, declare and end flash sales, see hot SKUs. */
-export function adminInventoryRoutes(deps: { db: Db; redis: Redis; keys: RedisKeys; cache: ReadThrough }) {
+export function adminInventoryRoutes(deps: { db: Db; redis: RedisClient; keys: RedisKeys; cache: ReadThrough }) {
   const app = apiRoutes<AuthEnv>();
 
   openapiRoute(app, restockRoute, async (c) => {

@@ -14,6 +14,10 @@ export function isBullBoardPath(path: string): boolean {
 /** Mounts Bull Board on the app; the caller puts admin authentication in front of the path. */
 export function mountBullBoard(app: Hono<never>, queues: Queue[]): void {
   const serverAdapter = new HonoAdapter(serveStatic).setBasePath(BULL_BOARD_PATH);
-  createBullBoard({ queues: queues.map((q) => new BullMQAdapter(q)), serverAdapter });
+  // Sharded queues (queues/shards.ts) share their names: each is shown under its shard's hash tag then.
+  const sharded = new Set(queues.map((q) => q.opts.prefix)).size > 1;
+  const adapter = (q: Queue) =>
+    new BullMQAdapter(q, sharded ? { prefix: `${(q.opts.prefix ?? '').replace(/[{}]/g, '')}:` } : {});
+  createBullBoard({ queues: queues.map(adapter), serverAdapter });
   app.route(BULL_BOARD_PATH, serverAdapter.registerPlugin());
 }

@@ -83,7 +83,7 @@ export function deadLetterRoutes(deps: ReplayDeps) {
     }
     if (letter.status === 'compensation_failed') {
       const job = await Job.fromId(
-        deps.queues.queues[DEAD_LETTER_QUEUE],
+        deps.queues.forOrder(letter.order_id)[DEAD_LETTER_QUEUE],
         `${letter.order_id}-g${letter.generation}-${letter.step}`,
       );
       if (!job)
@@ -173,7 +173,7 @@ async function replayStep(deps: ReplayDeps, letter: DeadLetter, actor: string): 
   if (claimed === null) throw new AppError('conflict', `A replay of ${letter.step} is running already`);
   const job = stepReplayJob({ ...ref, round: claimed }, step);
   try {
-    await deps.queues.queues[step].add(job.name, job.data, job.opts);
+    await deps.queues.forOrder(letter.order_id)[step].add(job.name, job.data, job.opts);
   } catch (error) {
     // Not enqueued: the letter goes back to parked, so that the operator can replay it again.
     await updateDeadLetter(deps.db, letter.id, ['replayed'], {
@@ -210,7 +210,7 @@ async function replayReturnStep(deps: ReplayDeps, letter: DeadLetter, step: Retu
 
 /** Whether the replay job of that round is still waiting or running (not finished, not lost). */
 async function replayRunning(queues: OrderQueues, step: StepName, ref: OrderRef): Promise<boolean> {
-  const job = await Job.fromId(queues.queues[step], stepJobId(ref, step));
+  const job = await Job.fromId(queues.forOrder(ref.orderId)[step], stepJobId(ref, step));
   if (!job) return false;
   const state = await job.getState();
   return state !== 'completed' && state !== 'failed' && state !== 'unknown';

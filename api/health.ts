@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../runtime/redis.ts';
 import type { Db } from '../sql/database.ts';
 import { pingDatabase } from '../sql/health.ts';
 import { apiRoutes, errorAnswers, jsonAnswer, openapiRoute } from './openapi.ts';
@@ -7,7 +7,7 @@ import { apiRoutes, errorAnswers, jsonAnswer, openapiRoute } from './openapi.ts'
 type Check = { ok: boolean; detail?: string };
 
 /** BullMQ loses jobs silently if Redis evicts its keys under memory pressure. */
-export async function redisEvictionPolicy(redis: Redis): Promise<string> {
+export async function redisEvictionPolicy(redis: RedisClient): Promise<string> {
   try {
     const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as [string, string];
     return policy;
@@ -18,7 +18,7 @@ export async function redisEvictionPolicy(redis: Redis): Promise<string> {
   }
 }
 
-export function healthRoutes(deps: { db: Db; redis: Redis }) {
+export function healthRoutes(deps: { db: Db; redis: RedisClient }) {
   const app = apiRoutes();
   openapiRoute(app, liveRoute, (c) => c.json({ status: 'ok' as const }, 200));
   openapiRoute(app, readyRoute, async (c) => {

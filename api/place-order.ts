@@ -1,5 +1,4 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../cache/keys.ts';
 import { findHotSku } from '../cache/stock-reader.ts';
 import { AppError, BusinessError, ValidationError } from '../domain/errors.ts';
@@ -8,6 +7,7 @@ import { priceOrder } from '../domain/pricing.ts';
 import type { Admission } from '../flash-sale/admission.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { RedisClient as Redis } from '../runtime/redis.ts';
 import { findCustomerEmail, findSellableItems } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
 import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';

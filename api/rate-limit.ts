@@ -7,10 +7,10 @@ import {
   rateLimiter,
   type Store,
 } from 'hono-rate-limiter';
-import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../cache/keys.ts';
 import { AppError } from '../domain/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { RedisClient } from '../runtime/redis.ts';
 import type { AuthEnv } from './auth.ts';
 
 // Per-API-key rate limits (SPEC §7), shared by every API process through Redis: a fixed window per key
@@ -73,15 +73,15 @@ export class RateLimitStoreError extends Error {
  */
 export class RedisRateLimitStore implements Store {
   readonly localKeys = false;
-  private readonly redis: Redis & Scripted;
+  private readonly redis: RedisClient & Scripted;
   private windowMs = 60_000;
 
-  constructor(redis: Redis) {
+  constructor(redis: RedisClient) {
     if (typeof (redis as Partial<Scripted>).ofRateLimitHit !== 'function') {
       redis.defineCommand('ofRateLimitHit', { numberOfKeys: 1, lua: hitScript });
       redis.defineCommand('ofRateLimitUnhit', { numberOfKeys: 1, lua: unhitScript });
     }
-    this.redis = redis as Redis & Scripted;
+    this.redis = redis as RedisClient & Scripted;
   }
 
   init(options: Pick<HonoConfigType, 'windowMs'>): void {
@@ -116,7 +116,7 @@ export class RedisRateLimitStore implements Store {
 type LimitedEnv = { Variables: AuthEnv['Variables'] & { rateLimit?: RateLimitInfo } };
 
 export type PerKeyRateLimitOptions = {
-  redis: Redis;
+  redis: RedisClient;
   keys: Pick<RedisKeys, 'rateLimit'>;
   settings: RateLimitSettings;
   log: Logger;

@@ -65,7 +65,6 @@ export async function startSystem(options: SystemOptions, cleanups: Cleanups): P
   const workers = await startWorkers(deps.redis, deps, deps.queues, {
     queues: config.worker.queues,
     concurrency: options.workerConcurrency,
-    prefix: config.redis.prefix,
     reconcileEveryMs: config.reconciler.everyMs,
     stuckAfterMs: config.reconciler.stuckAfterMs,
     retryPolicy: config.orderRetry,

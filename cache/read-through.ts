@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { AppError, TransientError, toAppError } from '../domain/errors.ts';
+import { groupsForPipelines, type RedisClient } from '../runtime/redis.ts';
 import type { CacheMetrics } from './metrics.ts';
 
 export type CacheSource = 'cache' | 'database' | 'stale';
@@ -84,7 +84,7 @@ const LATE = Symbol('late');
  * process by sharing the promise, across processes by the fill lock (the others wait for the winner's
  * value). Key names come from cache/keys.ts; derived keys share the base key's hash tag.
  */
-export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
+export function createReadThrough(redis: RedisClient, options: ReadThroughOptions) {
   const inflight = new Map<string, Promise<Stored>>();
   const lockMs = options.fillLockMs ?? 5_000;
   const { metrics } = options;
@@ -252,14 +252,18 @@ export function createReadThrough(redis: Redis, options: ReadThroughOptions) {
  * what they read before the change. For writers that do not read through the cache (the controller).
  */
 export async function invalidateCacheKeys(
-  redis: Redis,
+  redis: RedisClient,
   keys: readonly string[],
   staleRetentionMs: number,
 ): Promise<void> {
   if (keys.length === 0) return;
-  const pipeline = redis.pipeline();
-  for (const key of keys) pipeline.incr(`${key}:ver`).pexpire(`${key}:ver`, staleRetentionMs).del(key);
-  await pipeline.exec();
+  await Promise.all(
+    groupsForPipelines(redis, keys).map((group) => {
+      const pipeline = redis.pipeline();
+      for (const key of group) pipeline.incr(`${key}:ver`).pexpire(`${key}:ver`, staleRetentionMs).del(key);
+      return pipeline.exec();
+    }),
+  );
 }
 export type ReadThrough = ReturnType<typeof createReadThrough>;
 

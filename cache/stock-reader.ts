@@ -1,15 +1,20 @@
-import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.ts';
 import { AppError } from '../domain/errors.ts';
 import type { HotSku } from '../domain/heat.ts';
 import { availabilityOf, HOT_STOCK_WARNING } from '../domain/stock-answer.ts';
+import type { RedisClient } from '../runtime/redis.ts';
 import type { Db } from '../sql/database.ts';
 import { getStockLevels, type StockLevel } from '../sql/inventory.ts';
 import { parseHotSku, type RedisKeys } from './keys.ts';
 import type { CachedJson, ReadThrough } from './read-through.ts';
 
 /** The SKU's entry in the hot hash the flash-sale controller maintains, if it is hot. */
-export async function findHotSku(redis: Redis, keys: RedisKeys, region: string, sku: string): Promise<HotSku | null> {
+export async function findHotSku(
+  redis: RedisClient,
+  keys: RedisKeys,
+  region: string,
+  sku: string,
+): Promise<HotSku | null> {
   const field = keys.hotSkuField(region, sku);
   const raw = await redis.hget(keys.hotSkus, field);
   if (raw === null) return null;
@@ -26,7 +31,7 @@ export async function findHotSku(redis: Redis, keys: RedisKeys, region: string, 
  */
 export function createStockReader(
   db: Db,
-  redis: Redis,
+  redis: RedisClient,
   cache: ReadThrough,
   keys: RedisKeys,
   settings: Config['cache'],

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { RedisKeys } from '../cache/keys.ts';
 import { AppError } from '../domain/errors.ts';
+import type { RedisClient } from '../runtime/redis.ts';
 
 // A conversation with the support assistant, kept in Redis for CHAT_SESSION_TTL_MS after its last turn.
 // It belongs to the customer who opened it: another customer's session id is "not found", like their
@@ -41,7 +41,7 @@ const sessionSchema = z.object({
 });
 export type ChatSession = z.infer<typeof sessionSchema>;
 
-export function createChatSessions(redis: Redis, keys: RedisKeys, ttlMs: number) {
+export function createChatSessions(redis: RedisClient, keys: RedisKeys, ttlMs: number) {
   return {
     /** A new session, or the customer's own one; a missing, expired or foreign one is 404. */
     async open(customerId: string, sessionId: string | undefined): Promise<ChatSession> {

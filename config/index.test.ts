@@ -18,7 +18,7 @@ describe('loadConfig', () => {
   it('gives the documented defaults when only the database and Redis URLs are set', () => {
     expect(loadConfig(required)).toEqual({
       db: { url: required.DATABASE_URL, poolSize: 10, statementTimeoutMs: 30_000 },
-      redis: { url: required.REDIS_URL, prefix: '{orderflow}' },
+      redis: { url: required.REDIS_URL, prefix: '{orderflow}', shards: 1 },
       http: { host: '0.0.0.0', port: 3000, bodyLimitBytes: 64 * 1024 },
       logLevel: 'info',
       idempotency: { inFlightTimeoutMs: 60_000 },
@@ -95,6 +95,41 @@ describe('loadConfig', () => {
     expect(config.redis.prefix).toBe('{shop}');
     expect(config.worker.queues).toEqual(['validate', 'ship', 'notify']);
     expect(config.worker.concurrency).toBe(4);
+  });
+
+  it('connects to a Redis Cluster named by REDIS_CLUSTER_NODES, which wins over REDIS_URL', () => {
+    const config = loadConfig({
+      ...required,
+      REDIS_CLUSTER_NODES: ' 10.0.0.1:7001 ,redis-2:7002,,',
+      QUEUE_SHARDS: '3',
+    });
+    expect(config.redis).toEqual({
+      clusterNodes: [
+        { host: '10.0.0.1', port: 7001 },
+        { host: 'redis-2', port: 7002 },
+      ],
+      prefix: '{orderflow}',
+      shards: 3,
+    });
+    expect(loadConfig({ DATABASE_URL: required.DATABASE_URL, REDIS_CLUSTER_NODES: 'a:1' }).redis).toEqual({
+      clusterNodes: [{ host: 'a', port: 1 }],
+      prefix: '{orderflow}',
+      shards: 1,
+    });
+  });
+
+  it('refuses a cluster node without a port, and a queue prefix without a hash tag on a cluster', () => {
+    expect(problemsOf(() => loadConfig({ ...required, REDIS_CLUSTER_NODES: 'a:1,b' }))).toEqual([
+      'REDIS_CLUSTER_NODES: expected host:port (got "a:1,b")',
+    ]);
+    expect(
+      problemsOf(() =>
+        loadConfig({ ...required, REDIS_CLUSTER_NODES: 'a:1', QUEUE_PREFIX: 'orderflow', QUEUE_SHARDS: '0' }),
+      ),
+    ).toEqual([
+      'QUEUE_SHARDS: Too small: expected number to be >=1 (got "0")',
+      'QUEUE_PREFIX: on a Redis Cluster it must hold a {hash tag}, as the default {orderflow} does (got "orderflow")',
+    ]);
   });
 
   it('ignores variables it does not know', () => {

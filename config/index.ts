@@ -9,10 +9,30 @@ import { type QueueName, queueNames } from '../queues/order-workflow.ts';
 const port = z.coerce.number().int().min(0).max(65_535);
 const ms = z.coerce.number().int().min(1);
 const url = z.url();
+/** `host:port`, as in REDIS_CLUSTER_NODES. */
+const hostPort = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')
+  .transform((s) => {
+    const at = s.lastIndexOf(':');
+    return { host: s.slice(0, at), port: Number(s.slice(at + 1)) };
+  });
 
-const schema = z.object({
+const fields = z.object({
   DATABASE_URL: url.describe('PostgreSQL connection string'),
-  REDIS_URL: url.describe('Redis connection string'),
+  REDIS_URL: url.describe('Redis connection string').optional(),
+  // A Redis Cluster: its nodes (some or all; the others are discovered), comma-separated. When set, it
+  // wins over REDIS_URL and every process connects with ioredis's Cluster client.
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((node) => node.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(hostPort).min(1))
+    .optional(),
   HOST: z.string().default('0.0.0.0'),
   PORT: port.default(3000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -24,6 +44,8 @@ const schema = z.object({
   DB_POOL_SIZE: z.coerce.number().int().min(1).default(10),
   DB_STATEMENT_TIMEOUT_MS: ms.default(30_000),
   QUEUE_PREFIX: z.string().min(1).default('{orderflow}'),
+  // The pipeline on N queue prefixes (queues/shards.ts): an order's whole flow on the shard its id hashes to.
+  QUEUE_SHARDS: z.coerce.number().int().min(1).max(1024).default(1),
   IDEMPOTENCY_IN_FLIGHT_TIMEOUT_MS: ms.default(60_000),
   WORKER_QUEUES: z
     .string()
@@ -96,13 +118,35 @@ const schema = z.object({
   CHAT_MAX_TOOL_CALLS: z.coerce.number().int().min(1).max(50).default(5),
 });
 
+// Checked beside the other problems (`when`: even if some field failed), so that every one is listed at once.
+const schema = fields.superRefine(
+  (e, ctx) => {
+    if (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'required, not set (or set REDIS_CLUSTER_NODES)' });
+    }
+    // BullMQ runs a flow's scripts over every queue of the flow at once: on a cluster they must share a slot.
+    if (e.REDIS_CLUSTER_NODES && typeof e.QUEUE_PREFIX === 'string' && !/\{[^{}]+\}/.test(e.QUEUE_PREFIX)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['QUEUE_PREFIX'],
+        message: 'on a Redis Cluster it must hold a {hash tag}, as the default {orderflow} does',
+      });
+    }
+  },
+  { when: () => true },
+);
+
 export type Env = z.input<typeof schema>;
 export type { QueueName };
 export { queueNames };
 
+/** One Redis server, or a Redis Cluster named by some of its nodes (runtime/redis.ts connects to either). */
+export type RedisTarget = { url: string } | { clusterNodes: Array<{ host: string; port: number }> };
+
 export type Config = {
   db: { url: string; poolSize: number; statementTimeoutMs: number };
-  redis: { url: string; prefix: string };
+  /** `prefix` is the queues' (shard 0's when `shards` > 1: queues/shards.ts). */
+  redis: RedisTarget & { prefix: string; shards: number };
   http: { host: string; port: number; bodyLimitBytes: number };
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
   idempotency: { inFlightTimeoutMs: number };
@@ -212,7 +256,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parseEnv(schema, env);
   return {
     db: { url: e.DATABASE_URL, poolSize: e.DB_POOL_SIZE, statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS },
-    redis: { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX },
+    redis: {
+      ...(e.REDIS_CLUSTER_NODES ? { clusterNodes: e.REDIS_CLUSTER_NODES } : { url: e.REDIS_URL! }),
+      prefix: e.QUEUE_PREFIX,
+      shards: e.QUEUE_SHARDS,
+    },
     http: { host: e.HOST, port: e.PORT, bodyLimitBytes: e.BODY_LIMIT_BYTES },
     logLevel: e.LOG_LEVEL,
     idempotency: { inFlightTimeoutMs: e.IDEMPOTENCY_IN_FLIGHT_TIMEOUT_MS },

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
 import type { RedisKeys } from '../cache/keys.ts';
 import type { InventoryEvent } from '../domain/stock-movements.ts';
+import { groupsForPipelines, type RedisClient } from '../runtime/redis.ts';
 
 // Admission at the door while a SKU is hot (SPEC §4). Two things in Redis, shared by every API process:
 //
@@ -174,11 +174,11 @@ const scripts = {
 type ScriptName = keyof typeof scripts;
 type Scripted = { [name in ScriptName]: (key: string, ...args: Array<string | number>) => Promise<unknown> };
 
-function withScripts<T extends Redis | ReturnType<Redis['pipeline']>>(client: T): T & Scripted {
+function withScripts<T extends RedisClient | ReturnType<RedisClient['pipeline']>>(client: T): T & Scripted {
   return client as T & Scripted;
 }
 
-function defineScripts(redis: Redis): void {
+function defineScripts(redis: RedisClient): void {
   for (const [name, lua] of Object.entries(scripts)) {
     if (typeof (redis as unknown as Record<string, unknown>)[name] !== 'function') {
       redis.defineCommand(name, { numberOfKeys: 1, lua });
@@ -187,7 +187,7 @@ function defineScripts(redis: Redis): void {
 }
 
 /** `registry`: where the API process exports what its door decided (GET /metrics). */
-export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
+export function admission(redis: RedisClient, keys: RedisKeys, registry?: Registry) {
   const decisions = registry
     ? new Counter({
         name: 'orderflow_admission_decisions_total',
@@ -221,18 +221,21 @@ export function admission(redis: Redis, keys: RedisKeys, registry?: Registry) {
     /** Follows the events of the SKUs that have a counter (the others are left alone), in one round trip. */
     async applyEvents(events: readonly InventoryEvent[]): Promise<void> {
       if (events.length === 0) return;
-      const pipeline = withScripts(redis.pipeline());
-      for (const e of events) {
-        pipeline.ofApplyInventoryEvent(
-          keys.admission(e.region, e.sku),
-          e.id,
-          e.availableAfter,
-          e.kind,
-          e.orderId ?? '',
-          e.quantity,
-        );
-      }
-      const failed = (await pipeline.exec())?.find(([error]) => error)?.[0];
+      // One pipeline per counter's slot on a cluster (each event in order within its counter's).
+      const counters = [...new Set(events.map((e) => keys.admission(e.region, e.sku)))];
+      const results = await Promise.all(
+        groupsForPipelines(redis, counters).map((group) => {
+          const pipeline = withScripts(redis.pipeline());
+          for (const e of events) {
+            const key = keys.admission(e.region, e.sku);
+            if (group.includes(key)) {
+              pipeline.ofApplyInventoryEvent(key, e.id, e.availableAfter, e.kind, e.orderId ?? '', e.quantity);
+            }
+          }
+          return pipeline.exec();
+        }),
+      );
+      const failed = results.flatMap((result) => result ?? []).find(([error]) => error)?.[0];
       if (failed) throw new Error('Applying inventory events to admission counters failed', { cause: failed });
     },
 

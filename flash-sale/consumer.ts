@@ -1,6 +1,7 @@
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import type { InventoryEvent } from '../domain/stock-movements.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { RedisClient } from '../runtime/redis.ts';
 import { type Repeating, repeat } from './repeat.ts';
 import { fromStreamFields } from './stream-fields.ts';
 
@@ -27,7 +28,7 @@ type Entries = Array<[id: string, fields: string[] | null]>;
  * therefore at least once: `handle` must be idempotent per event id.
  */
 export function startConsumer(
-  redis: Redis,
+  redis: RedisClient,
   settings: ConsumerSettings,
   handle: (events: InventoryEvent[]) => Promise<void>,
   log: Logger,
@@ -36,7 +37,7 @@ export function startConsumer(
   const count = settings.count ?? 100;
   const claimIdleMs = settings.claimIdleMs ?? 30_000;
   // XREADGROUP BLOCK holds its connection: it gets one of its own, so the caller's commands never wait.
-  const reader = redis.duplicate();
+  const reader: RedisClient = redis instanceof Cluster ? redis.duplicate() : redis.duplicate();
   reader.on('error', (err) => log.warn({ err: err.message }, 'stream reader connection error'));
   let started = false;
   let nextClaimAt = 0;
@@ -139,7 +140,7 @@ export function startConsumer(
 }
 
 /** The entries of our one stream. RESP3 (ioredis 6) answers `[key, entries]`; RESP2, `[[key, entries]]`. */
-async function readGroup(redis: Redis, args: Array<string | number>): Promise<Entries> {
+async function readGroup(redis: RedisClient, args: Array<string | number>): Promise<Entries> {
   const reply = (await redis.call('XREADGROUP', 'GROUP', ...args)) as unknown[] | null;
   if (!reply || reply.length === 0) return [];
   return (Array.isArray(reply[0]) ? (reply[0] as [string, Entries])[1] : reply[1]) as Entries;
@@ -151,7 +152,7 @@ async function readGroup(redis: Redis, args: Array<string | number>): Promise<En
  * instead of starting from zero; the group then delivers some of them again, which changes nothing.
  */
 export async function readRecentEvents(
-  redis: Redis,
+  redis: RedisClient,
   streamKey: string,
   sinceMs: number,
   maxEntries = 100_000,

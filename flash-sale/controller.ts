@@ -1,9 +1,9 @@
-import type { Redis } from 'ioredis';
 import { parseHotSku, type RedisKeys } from '../cache/keys.ts';
 import { decideGate, type GateSettings } from '../domain/admission-gate.ts';
 import { type DeclaredSale, decideHeat, type HeatThresholds, type HotSku, isSaleActive } from '../domain/heat.ts';
 import type { InventoryEvent } from '../domain/stock-movements.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { RedisClient } from '../runtime/redis.ts';
 import { readAdmissionSeed } from '../sql/admission.ts';
 import type { Db } from '../sql/database.ts';
 import { listOpenFlashSales } from '../sql/flash-sales.ts';
@@ -17,7 +17,7 @@ export type StockInvalidation = { invalidate(keys: readonly string[]): Promise<v
 
 export type ControllerDeps = {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   log: Logger;
   keys: RedisKeys;
   cache: StockInvalidation;

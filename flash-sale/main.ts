@@ -12,7 +12,7 @@ import { startFlashSaleController } from './start-flash-sale-controller.ts';
 const config = orExit(() => loadConfig());
 const log = createLogger(config.logLevel, 'flash-sale');
 const db = await connectWhenReady(config, log);
-const redis = createRedis(config.redis.url);
+const redis = createRedis(config.redis);
 redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
 // The read path's invalidation, not a bare DEL: it also stops a cache fill in flight, which read the
 // stock before the change, from writing it back.

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from '../runtime/logger.ts';
+import type { RedisClient } from '../runtime/redis.ts';
 import type { Db } from '../sql/database.ts';
 import { claimUnpublished, markPublished } from '../sql/inventory-events.ts';
 import { type InventoryListenerSettings, startInventoryListener } from './inventory-listener.ts';
@@ -41,7 +41,7 @@ export type Relay = Repeating & {
  * outbox, not the notification, is what guarantees every event is published.
  */
 export function startRelay(
-  deps: { db: Db; redis: Redis; log: Logger },
+  deps: { db: Db; redis: RedisClient; log: Logger },
   settings: RelaySettings,
   onPublished: (count: number) => void = () => {},
 ): Relay {

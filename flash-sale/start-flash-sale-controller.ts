@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { redisKeys } from '../cache/keys.ts';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { RedisClient } from '../runtime/redis.ts';
 import type { Db } from '../sql/database.ts';
 import { admission } from './admission.ts';
 import { type ConsumerSettings, readRecentEvents, startConsumer } from './consumer.ts';
@@ -16,7 +16,7 @@ import { serveStatus } from './status-server.ts';
 
 export const CONSUMER_GROUP = 'flash-sale-controller';
 
-export type FlashSaleDeps = { db: Db; redis: Redis; log: Logger; cache: StockInvalidation };
+export type FlashSaleDeps = { db: Db; redis: RedisClient; log: Logger; cache: StockInvalidation };
 
 export type FlashSaleSettings = Config['flashSale'] & {
   namespace: string;

@@ -1,5 +1,4 @@
 import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
-import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { type RedisKeys, redisKeys } from '../cache/keys.ts';
 import { createCacheMetrics } from '../cache/metrics.ts';
@@ -17,14 +16,14 @@ import { createDatabase, type Db, isDatabaseOutage } from '../sql/database.ts';
 import { pingDatabase } from '../sql/health.ts';
 import type { Logger } from './logger.ts';
 import { collectProcessMetrics, createOrderMetrics, type OrderMetrics } from './metrics.ts';
-import { createRedis } from './redis.ts';
+import { createRedis, type RedisClient } from './redis.ts';
 
 // Every I/O dependency of a process, built from the configuration in one place and closed in one
 // place. Entry points build them; everything else receives them.
 
 export type Deps = {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   queues: OrderQueues;
   gateway: PaymentGateway;
   carrier: Carrier;
@@ -52,10 +51,13 @@ export async function createDeps(
   options: { failFastRedis?: boolean } = {},
 ): Promise<Deps> {
   const db = await connectWhenReady(config, log);
-  const redis = createRedis(config.redis.url, { failFast: options.failFastRedis });
+  const redis = createRedis(config.redis, { failFast: options.failFastRedis });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-  const queues = createOrderQueues(redis, config.redis.prefix, (err) =>
-    log.warn({ err: err.message }, 'queue connection error'),
+  const queues = createOrderQueues(
+    redis,
+    config.redis.prefix,
+    (err) => log.warn({ err: err.message }, 'queue connection error'),
+    config.redis.shards,
   );
   const registry = new Registry();
   collectProcessMetrics(registry);

@@ -88,9 +88,16 @@ export function collectQueueDepth(registry: Registry, queues: readonly Queue[]):
       try {
         const counts = await withinCollectTimeout(Promise.all(queues.map((q) => q.getJobCounts())));
         this.reset();
+        // With sharded queues (queues/shards.ts) a name has a queue per shard: the gauge is their sum.
+        const sums = new Map<string, { queue: string; state: string; count: number }>();
         queues.forEach((queue, i) => {
-          for (const [state, count] of Object.entries(counts[i]!)) this.set({ queue: queue.name, state }, count);
+          for (const [state, count] of Object.entries(counts[i]!)) {
+            const key = `${queue.name} ${state}`;
+            const sum = sums.get(key) ?? { queue: queue.name, state, count: 0 };
+            sums.set(key, { ...sum, count: sum.count + count });
+          }
         });
+        for (const { queue, state, count } of sums.values()) this.set({ queue, state }, count);
       } catch {
         this.reset();
       }

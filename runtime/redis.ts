@@ -1,14 +1,67 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import type { RedisTarget } from '../config/index.ts';
+
+/** A connection to one Redis server or to a Redis Cluster: what every module that talks to Redis takes. */
+export type RedisClient = Redis | Cluster;
 
 /**
  * maxRetriesPerRequest: null makes commands wait for Redis to come back instead of failing after a
  * few tries: BullMQ requires it for workers, and it keeps a worker consuming after a Redis restart.
  * The API passes `failFast` so that a request does not hang while Redis is down.
+ *
+ * On a cluster (config REDIS_CLUSTER_NODES) the same options go to the connection of every node. A node
+ * that restarts answers "connection closed", then CLUSTERDOWN until the cluster sees it again: ioredis
+ * retries both after a delay and refreshes the slots, and a script the restarted node no longer has is
+ * sent again in full (ioredis's defineCommand answers NOSCRIPT with EVAL).
  */
-export function createRedis(url: string, options: { failFast?: boolean } = {}): Redis {
-  return new Redis(url, {
+export function createRedis(target: RedisTarget | string, options: { failFast?: boolean } = {}): RedisClient {
+  const nodeOptions = {
     maxRetriesPerRequest: options.failFast ? 1 : null,
     enableOfflineQueue: !options.failFast,
     connectionName: 'orderflow',
+  };
+  if (typeof target === 'string') return new Redis(target, nodeOptions);
+  if ('url' in target) return new Redis(target.url, nodeOptions);
+  const { enableOfflineQueue, ...redisOptions } = nodeOptions;
+  return new Cluster(target.clusterNodes, {
+    redisOptions,
+    enableOfflineQueue,
+    enableReadyCheck: true,
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 300,
+    retryDelayOnTryAgain: 200,
+    // A command waits out a node's restart (about 16 × 300 ms) before it fails; workers retry after that.
+    maxRedirections: options.failFast ? 4 : 16,
+    clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
   });
+}
+
+/** Runs `command` on every master of a cluster (SCAN, SCRIPT FLUSH, FLUSHDB …), or on the one server. */
+export async function onEveryMaster<T>(redis: RedisClient, command: (node: Redis) => Promise<T>): Promise<T[]> {
+  return Promise.all((redis instanceof Cluster ? redis.nodes('master') : [redis]).map(command));
+}
+
+/**
+ * The keys in groups that one pipeline may carry: all of them on one server; on a cluster, the keys of
+ * one hash tag (`{…}`, or the whole key without one) together, since a pipeline goes to a single node.
+ */
+export function groupsForPipelines(redis: RedisClient, keys: readonly string[]): string[][] {
+  if (!(redis instanceof Cluster)) return [[...keys]];
+  const groups = new Map<string, string[]>();
+  for (const key of keys) {
+    const tag = /\{([^{}]+)\}/.exec(key)?.[1] ?? key;
+    groups.set(tag, [...(groups.get(tag) ?? []), key]);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * Loads every script defined on the client (ioredis defineCommand: BullMQ's and ours) into every master.
+ * ioredis answers a NOSCRIPT with EVAL only for a script sent on its own: inside MULTI (BullMQ adds a
+ * flow's jobs in one MULTI) the error comes back in EXEC's reply, ioredis keeps sending EVALSHA on that
+ * connection, and every later flow fails the same way until the node has the script again.
+ */
+export async function loadScripts(redis: RedisClient): Promise<void> {
+  const scripts = Object.values((redis as unknown as { scriptsSet: Record<string, { lua: string }> }).scriptsSet);
+  await onEveryMaster(redis, (node) => Promise.all(scripts.map(({ lua }) => node.script('LOAD', lua))));
 }

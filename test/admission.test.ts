@@ -11,9 +11,15 @@ import {
 import { createDeps, type Deps } from '../runtime/deps.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { sql } from '../sql/database.ts';
-import { createFlashSale, endFlashSale } from '../sql/flash-sales.ts';
+import { endFlashSale } from '../sql/flash-sales.ts';
 import { restockStock, setAvailable } from '../sql/inventory.ts';
-import { deleteNamespace, privateNamespace, waitFor } from './flash-sale-support.ts';
+import {
+  declareSale as declareSaleOf,
+  deleteNamespace,
+  fastControllerSettings,
+  privateNamespace,
+  waitFor,
+} from './flash-sale-support.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 
 // The door of a flash sale (SPEC §4, flash-sale/admission.ts), on the real servers: the controller seeds
@@ -41,15 +47,10 @@ afterAll(async () => {
 async function startController(overrides: Partial<FlashSaleSettings> = {}) {
   const controller = await startFlashSaleController(h.deps, {
     ...h.config.flashSale,
+    ...fastControllerSettings,
     namespace,
-    port: 0,
     purchaseLimit: 100,
     consumerName: 'admission',
-    evaluateEveryMs: 50,
-    refreshSalesEveryMs: 50,
-    relay: { intervalMs: 20 },
-    consumer: { blockMs: 50 },
-    admission: { reseedEveryMs: 100, gate: { minRate: 100_000, backlogSeconds: 1 } },
     ...overrides,
   });
   running.push(controller);
@@ -57,14 +58,7 @@ async function startController(overrides: Partial<FlashSaleSettings> = {}) {
 }
 
 async function declareSale(sku: string, region = 'eu') {
-  const sale = await createFlashSale(h.deps.db, {
-    name: `door ${sku}`,
-    region,
-    skus: [sku],
-    startsAt: new Date(Date.now() - 1_000),
-    endsAt: new Date(Date.now() + 3_600_000),
-    purchaseLimit: null,
-  });
+  const sale = await declareSaleOf(h.deps.db, { name: `door ${sku}`, region, skus: [sku], purchaseLimit: null });
   return sale.id;
 }
 

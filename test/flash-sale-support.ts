@@ -1,10 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { HotSku } from '../domain/heat.ts';
 import type { InventoryEvent } from '../domain/stock-movements.ts';
+import type { FlashSaleSettings } from '../flash-sale/start-flash-sale-controller.ts';
 import { fromStreamFields } from '../flash-sale/stream-fields.ts';
+import type { RedisClient } from '../runtime/redis.ts';
+import type { Db } from '../sql/database.ts';
+import { createFlashSale } from '../sql/flash-sales.ts';
+import { deleteKeys } from './support/delete-keys.ts';
 import { waitFor as waitUntil } from './support/wait-for.ts';
 
 // Helpers shared by the flash-sale tests: a private Redis namespace, reading the stream and the hot hash.
@@ -17,7 +21,10 @@ export function waitFor<T>(check: () => Promise<T | undefined | null | false>, m
 }
 
 /** Every entry of the stream, in stream order, repeats included. */
-export async function streamEvents(redis: Redis, key: string): Promise<Array<InventoryEvent & { streamId: string }>> {
+export async function streamEvents(
+  redis: RedisClient,
+  key: string,
+): Promise<Array<InventoryEvent & { streamId: string }>> {
   const entries = await redis.xrange(key, '-', '+');
   return entries.map(([streamId, fields]) => {
     const event = fromStreamFields(fields);
@@ -26,18 +33,18 @@ export async function streamEvents(redis: Redis, key: string): Promise<Array<Inv
   });
 }
 
-export async function hotEntry(redis: Redis, hashKey: string, region: string, sku: string): Promise<HotSku | null> {
+export async function hotEntry(
+  redis: RedisClient,
+  hashKey: string,
+  region: string,
+  sku: string,
+): Promise<HotSku | null> {
   const raw = await redis.hget(hashKey, `${region}:${sku}`);
   return raw === null ? null : (JSON.parse(raw) as HotSku);
 }
 
-export async function deleteNamespace(redis: Redis, namespace: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 500);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+export async function deleteNamespace(redis: RedisClient, namespace: string): Promise<void> {
+  await deleteKeys(redis, `${namespace}:*`);
 }
 
 export async function counterValue(registry: Registry, name: string, labels: Record<string, string> = {}) {
@@ -55,4 +62,29 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
+}
+
+/**
+ * A flash-sale controller's settings for tests about what it decides rather than when: fast loops, no
+ * status port, the admission gate wide open.
+ */
+export const fastControllerSettings = {
+  port: 0,
+  evaluateEveryMs: 50,
+  refreshSalesEveryMs: 50,
+  relay: { intervalMs: 20 },
+  consumer: { blockMs: 50 },
+  admission: { reseedEveryMs: 100, gate: { minRate: 100_000, backlogSeconds: 1 } },
+} satisfies Partial<FlashSaleSettings>;
+
+/** Declares a flash sale of `skus` that began a second ago and lasts an hour. */
+export function declareSale(
+  db: Db,
+  sale: { name: string; region: string; skus: string[]; purchaseLimit: number | null },
+) {
+  return createFlashSale(db, {
+    ...sale,
+    startsAt: new Date(Date.now() - 1_000),
+    endsAt: new Date(Date.now() + 3_600_000),
+  });
 }

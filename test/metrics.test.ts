@@ -4,9 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FlashSaleController, startFlashSaleController } from '../flash-sale/start-flash-sale-controller.ts';
 import { stepNames } from '../queues/order-workflow.ts';
 import { listDeadLetters } from '../sql/dead-letters.ts';
-import { createFlashSale } from '../sql/flash-sales.ts';
 import { watchLiveness } from '../workers/liveness.ts';
-import { freePort, hotEntry } from './flash-sale-support.ts';
+import { declareSale, fastControllerSettings, freePort, hotEntry } from './flash-sale-support.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 import { waitFor } from './support/wait-for.ts';
 
@@ -185,23 +184,11 @@ describe('with the workers running', () => {
     try {
       controller = await startFlashSaleController(h.deps, {
         ...h.config.flashSale,
+        ...fastControllerSettings,
         namespace: h.config.namespace,
-        port: 0,
         consumerName: 'metrics',
-        evaluateEveryMs: 50,
-        refreshSalesEveryMs: 50,
-        relay: { intervalMs: 20 },
-        consumer: { blockMs: 50 },
-        admission: { reseedEveryMs: 100, gate: { minRate: 100_000, backlogSeconds: 1 } },
       });
-      await createFlashSale(h.deps.db, {
-        name: 'metrics',
-        region: 'eu',
-        skus: [sku],
-        startsAt: new Date(Date.now() - 1_000),
-        endsAt: new Date(Date.now() + 3_600_000),
-        purchaseLimit: 1,
-      });
+      await declareSale(h.deps.db, { name: 'metrics', region: 'eu', skus: [sku], purchaseLimit: 1 });
       await waitFor('the SKU to turn hot', () => hotEntry(h.deps.redis, h.apiDeps.keys.hotSkus, 'eu', sku));
       const before = await scrapeApi();
       const refused = await h.placeOrder(orderBody({ items: [{ sku, quantity: 2 }] }));

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
+import type { RedisClient } from '../runtime/redis.ts';
 
 export type Liveness = { check(): { alive: boolean; detail: Record<string, unknown> }; server?: Server };
 
@@ -14,7 +14,7 @@ export type Liveness = { check(): { alive: boolean; detail: Record<string, unkno
  */
 export function watchLiveness(
   workers: Worker[],
-  redis: Redis,
+  redis: RedisClient,
   options: { staleAfterMs: number; port: number; registry?: Registry },
 ): Liveness {
   const state = new Map(workers.map((w) => [w, { lastProgress: Date.now(), idle: false }]));

@@ -9,7 +9,6 @@ const log = createLogger(config.logLevel, 'worker');
 const deps = await createDeps(config, log);
 const workers = await startWorkers(deps.redis, deps, deps.queues, {
   ...config.worker,
-  prefix: config.redis.prefix,
   reconcileEveryMs: config.reconciler.everyMs,
   stuckAfterMs: config.reconciler.stuckAfterMs,
   trackingPoll: config.tracking,

@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
 import { type Processor, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { QueueName } from '../config/index.ts';
 import type { RetryPolicy } from '../domain/dead-letter-policy.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import { DEAD_LETTER_QUEUE, MAINTENANCE_QUEUE, RETURNS_QUEUE } from '../queues/order-workflow.ts';
+import { servedOnShard } from '../queues/shards.ts';
 import { collectQueueDepth } from '../runtime/metrics.ts';
+import type { RedisClient } from '../runtime/redis.ts';
 import { createDeadLetterProcessor } from './dead-letter.ts';
 import { createMaintenanceProcessor } from './maintenance.ts';
 import { createReturnProcessor } from './returns/run-return-step.ts';
@@ -17,7 +18,6 @@ import { steps } from './steps/index.ts';
 export type WorkerOptions = {
   queues: QueueName[];
   concurrency: number;
-  prefix: string;
   reconcileEveryMs: number;
   stuckAfterMs: number;
   retryPolicy: RetryPolicy;
@@ -34,19 +34,23 @@ export type WorkerOptions = {
 const stalledJobSettings = { lockDuration: 30_000, stalledInterval: 30_000, maxStalledCount: 3 };
 
 /**
- * One BullMQ Worker per configured queue, sharing the process's dependencies. The depth of the queues
- * it serves goes on the process's registry (served with GET /metrics on the health port).
+ * One BullMQ Worker per configured queue and shard (every process serves every shard), sharing the
+ * process's dependencies. The depth of the queues it serves goes on the process's registry (served
+ * with GET /metrics on the health port).
  */
 export async function startWorkers(
-  redis: Redis,
+  redis: RedisClient,
   deps: StepDeps & { registry: Registry },
   orderQueues: OrderQueues,
   options: WorkerOptions,
 ): Promise<Worker[]> {
   const id = `${hostname()}:${process.pid}`;
+  const served = orderQueues.shards.flatMap((queues, shard) =>
+    options.queues.filter((name) => servedOnShard(name, shard)).map((name) => ({ name, queue: queues[name] })),
+  );
   collectQueueDepth(
     deps.registry,
-    options.queues.map((name) => orderQueues.queues[name]),
+    served.map(({ queue }) => queue),
   );
   const serveMaintenance = options.queues.includes(MAINTENANCE_QUEUE);
   const schedule = async () => {
@@ -57,7 +61,7 @@ export async function startWorkers(
     if (returnSweep) await orderQueues.scheduleReturnSweep(returnSweep.sweepEveryMs, returnSweep.receiptDays);
   };
   if (serveMaintenance) await schedule();
-  const workers = options.queues.map((name) => {
+  const workers = served.map(({ name, queue }) => {
     const processor: Processor =
       name === DEAD_LETTER_QUEUE
         ? createDeadLetterProcessor(deps, orderQueues, options.retryPolicy)
@@ -68,7 +72,7 @@ export async function startWorkers(
             : createStepProcessor(steps[name], deps, orderQueues, id);
     const worker = new Worker(name, processor, {
       connection: redis,
-      prefix: options.prefix,
+      prefix: queue.opts.prefix,
       concurrency: name === MAINTENANCE_QUEUE ? 1 : options.concurrency,
       name: id,
       ...stalledJobSettings,
@@ -87,7 +91,7 @@ export async function startWorkers(
  * orders accepted during the outage need the reconciler. Scheduling again on every reconnection
  * restores the next run at once (an existing schedule is left as it is). The tracking poll likewise.
  */
-function keepScheduled(redis: Redis, deps: StepDeps, schedule: () => Promise<void>, workers: Worker[]): void {
+function keepScheduled(redis: RedisClient, deps: StepDeps, schedule: () => Promise<void>, workers: Worker[]): void {
   const reschedule = () => {
     schedule().catch((err) => deps.log.warn({ err: err.message }, 'could not schedule the maintenance jobs again'));
   };

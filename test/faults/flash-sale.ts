@@ -1,8 +1,8 @@
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { parseHotSku, type RedisKeys } from '../../cache/keys.ts';
 import type { HotSku as HotEntry } from '../../domain/heat.ts';
 import { isTerminal, type OrderStatus, orderStatuses } from '../../domain/order-status.ts';
+import type { RedisClient } from '../../runtime/redis.ts';
 import { type Db, sql } from '../../sql/database.ts';
 import type { Check } from './invariants.ts';
 import { type HotSku, isFor, type LoadResult, type PlannedOrder, type RefusalCode, refusalCodes } from './load.ts';
@@ -44,7 +44,7 @@ export type HotSkuOutcome = {
 export async function startFlashSale(options: {
   apiUrl: string;
   adminKey: string;
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   hot: HotSku;
   log: (message: string) => void;
@@ -85,13 +85,13 @@ async function declareFlashSale(apiUrl: string, adminKey: string, hot: HotSku): 
   }
 }
 
-async function readHeat(redis: Redis, keys: RedisKeys, hot: HotSku): Promise<HotEntry | null> {
+async function readHeat(redis: RedisClient, keys: RedisKeys, hot: HotSku): Promise<HotEntry | null> {
   const raw = await redis.hget(keys.hotSkus, keys.hotSkuField(hot.region, hot.sku));
   return raw === null ? null : parseHotSku(raw);
 }
 
 /** Polls the hot hash until the controller has written the SKU's entry, or the time is up. */
-async function waitUntilHot(redis: Redis, keys: RedisKeys, hot: HotSku, timeoutMs: number): Promise<Heat> {
+async function waitUntilHot(redis: RedisClient, keys: RedisKeys, hot: HotSku, timeoutMs: number): Promise<Heat> {
   const start = Date.now();
   for (;;) {
     const entry = await readHeat(redis, keys, hot).catch(() => null);
@@ -101,7 +101,7 @@ async function waitUntilHot(redis: Redis, keys: RedisKeys, hot: HotSku, timeoutM
 }
 
 /** Reads the SKU's entry every half second until stopped; a sample while Redis is down is unreadable. */
-function watchHeat(redis: Redis, keys: RedisKeys, hot: HotSku): { stop(): Promise<HeatWatch> } {
+function watchHeat(redis: RedisClient, keys: RedisKeys, hot: HotSku): { stop(): Promise<HeatWatch> } {
   const watch: HeatWatch = { samples: 0, hot: 0, unreadable: 0, notHot: [] };
   const start = Date.now();
   let stopped = false;

@@ -1,8 +1,8 @@
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { CONSUMER_GROUP } from '../../flash-sale/start-flash-sale-controller.ts';
 import type { OrderQueues } from '../../queues/order-queues.ts';
 import { MAINTENANCE_QUEUE } from '../../queues/order-workflow.ts';
+import type { RedisClient } from '../../runtime/redis.ts';
 import { type Db, sql } from '../../sql/database.ts';
 
 // Quiescence: no order in progress, no return between its creation and its label or between its receipt
@@ -31,7 +31,7 @@ const PROGRESS_EVERY_MS = 5_000;
 export async function waitForQuiescence(options: {
   db: Db;
   queues: OrderQueues;
-  redis: Redis;
+  redis: RedisClient;
   /** The inventory stream the controller's group reads. */
   streamKey: string;
   timeoutMs: number;
@@ -81,7 +81,7 @@ export function describe(state: QuietState | string): string {
 async function readState(options: {
   db: Db;
   queues: OrderQueues;
-  redis: Redis;
+  redis: RedisClient;
   streamKey: string;
 }): Promise<QuietState> {
   const { db, queues } = options;
@@ -109,7 +109,7 @@ async function readState(options: {
 }
 
 /** The outbox and the controller's group: movements not yet on the stream, entries not yet handled. */
-async function readInventoryEvents(options: { db: Db; redis: Redis; streamKey: string }) {
+async function readInventoryEvents(options: { db: Db; redis: RedisClient; streamKey: string }) {
   const unpublished = await options.db.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*)::int AS n FROM stock_movements WHERE published_at IS NULL`);
   const stream = flat(await options.redis.xinfo('STREAM', options.streamKey));

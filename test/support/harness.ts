@@ -13,6 +13,7 @@ import { setAvailable } from '../../sql/inventory.ts';
 import { findOrder, type Order } from '../../sql/orders.ts';
 import { listAttempts } from '../../sql/step-attempts.ts';
 import { startWorkers } from '../../workers/start-workers.ts';
+import { deleteKeys } from './delete-keys.ts';
 import { databaseUrl, redisUrl } from './env.ts';
 import { adminQuery } from './global-setup.ts';
 import { waitFor } from './wait-for.ts';
@@ -80,7 +81,6 @@ export async function startHarness(options: HarnessOptions = {}) {
       : await startWorkers(deps.redis, deps, deps.queues, {
           queues: config.worker.queues,
           concurrency: options.concurrency ?? 10,
-          prefix: config.redis.prefix,
           reconcileEveryMs: config.reconciler.everyMs,
           stuckAfterMs: config.reconciler.stuckAfterMs,
           retryPolicy: config.orderRetry,
@@ -180,15 +180,6 @@ export async function startHarness(options: HarnessOptions = {}) {
       await adminQuery(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
     },
   };
-}
-
-async function deleteKeys(redis: Deps['redis'], pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
 }
 
 export function orderBody(
