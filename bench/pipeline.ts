@@ -3,11 +3,12 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { nodePid, startCluster, stopCluster } from '../scripts/redis-cluster.ts';
 import { seedDemo } from '../scripts/seed.ts';
 import { startWatchdog } from '../scripts/watchdog.ts';
 import { runCeiling } from './pipeline/ceiling.ts';
 import { type Monitor, runIdleLatency, runThroughput } from './pipeline/product.ts';
-import { startProduct } from './pipeline/product-system.ts';
+import { shardedCluster, singleRedis, startProduct } from './pipeline/product-system.ts';
 import { createProgress } from './pipeline/progress.ts';
 import { buildResults, printReport, writeResults } from './pipeline/report.ts';
 import { startBenchServers } from './pipeline/servers.ts';
@@ -25,6 +26,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string' },
     concurrency: { type: 'string' },
     clients: { type: 'string' },
+    shards: { type: 'string' },
     quick: { type: 'boolean' },
   },
 });
@@ -39,6 +41,8 @@ const CEILING_FLOWS = quick ? 200 : 2000;
 const WORKERS = count('workers', args.workers, 2);
 const CONCURRENCY = count('concurrency', args.concurrency, 10); // WORKER_CONCURRENCY's own default
 const CLIENTS = count('clients', args.clients, 32);
+// More than one: the product runs on a local Redis Cluster of that many masters, QUEUE_SHARDS the same.
+const SHARDS = count('shards', args.shards, 1);
 const WARMUP = quick ? 20 : 50;
 const IDLE_ORDERS = quick ? 10 : 50;
 
@@ -75,9 +79,27 @@ async function main(interrupted: AbortSignal): Promise<void> {
     );
     log(`ceiling: ${ceiling.flowsPerSecond.toFixed(1)} flows/s`);
 
+    let productRedis = singleRedis(servers.redisUrl);
+    let redisNodes = [redis];
+    let redisPids: Record<string, number> = { redis: servers.redisPid };
+    if (SHARDS > 1) {
+      log(`a Redis Cluster of ${SHARDS} masters for the product, its pipeline on ${SHARDS} shards`);
+      const cluster = await startCluster(SHARDS);
+      cleanups.push(() => stopCluster(cluster));
+      const nodes = cluster.ports.map((port) => ({ host: '127.0.0.1', port }));
+      productRedis = shardedCluster(nodes, SHARDS);
+      redisNodes = nodes.map((node) => new Redis({ ...node, maxRetriesPerRequest: null }));
+      cleanups.push(() => Promise.all(redisNodes.map((node) => node.quit())));
+      redisPids = Object.fromEntries(
+        await Promise.all(
+          cluster.ports.map(async (port) => [`redis-${port}`, (await nodePid(cluster, port))!] as const),
+        ),
+      );
+    }
+
     log(`product: API, ${WORKERS} worker processes (WORKER_CONCURRENCY=${CONCURRENCY}), sandbox; logs in ${logDir}`);
     const product = await startProduct(
-      { servers, keys, workers: WORKERS, concurrency: CONCURRENCY, logDir },
+      { servers, redis: productRedis, keys, workers: WORKERS, concurrency: CONCURRENCY, logDir },
       phase,
       cleanups,
     );
@@ -87,7 +109,7 @@ async function main(interrupted: AbortSignal): Promise<void> {
     const app = new CountingClient(servers.monitorAppUrl);
     await app.connect();
     cleanups.push(() => app.close());
-    const monitor: Monitor = { app, stats, redis, postgresPid: servers.postgresPid, redisPid: servers.redisPid };
+    const monitor: Monitor = { app, stats, redisNodes, postgresPid: servers.postgresPid, redisPids };
     const throughput = await runThroughput(
       product,
       monitor,
@@ -107,6 +129,11 @@ async function main(interrupted: AbortSignal): Promise<void> {
       workerProcesses: WORKERS,
       workerConcurrency: CONCURRENCY,
       clientsInFlight: CLIENTS,
+      redis:
+        SHARDS > 1
+          ? `a local Redis Cluster of ${SHARDS} masters, QUEUE_SHARDS=${SHARDS}; the ceiling on a single Redis`
+          : 'a single Redis',
+      queueShards: SHARDS,
       quick,
       ceilingRunsIn: 'worker processes (bench/pipeline/ceiling-worker.ts), one BullMQ Worker per queue',
       sandboxLatencyMs: 0,
@@ -119,7 +146,7 @@ async function main(interrupted: AbortSignal): Promise<void> {
       idle,
     );
     printReport(results);
-    await writeResults(results);
+    await writeResults(results, SHARDS > 1 ? `pipeline-shards-${SHARDS}` : 'pipeline');
     succeeded = true;
   } finally {
     progress.end();

@@ -2,10 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadConfig } from '../../config/index.ts';
 import { freePort } from '../../scripts/processes.ts';
 import type { Phase } from '../pipeline/ceiling.ts';
-import { waitForWorkers } from '../pipeline/product-system.ts';
+import { singleRedis, waitForWorkers } from '../pipeline/product-system.ts';
 import type { BenchServers } from '../pipeline/servers.ts';
 import { sleep } from '../support.ts';
 
@@ -110,8 +109,7 @@ export async function startFlashSaleSystem(
   await launch('flash-sale', entries.controller, { FLASH_SALE_PORT: String(ports.controller), LOG_LEVEL: 'info' });
   await ready(`${url(ports.controller)}/healthz`);
   await waitForWorkers({
-    redisUrl: options.servers.redisUrl,
-    prefix: loadConfig(env).redis.prefix,
+    redis: singleRedis(options.servers.redisUrl),
     workers: options.workers,
     unexpectedExit: system.unexpectedExit,
     signal: phase.signal,

@@ -1,5 +1,8 @@
 import { Queue } from 'bullmq';
+import { Cluster, Redis } from 'ioredis';
 import { queueNames } from '../../config/index.ts';
+import { servedOnShard, shardPrefix } from '../../queues/shards.ts';
+import type { RedisClient } from '../../runtime/redis.ts';
 import { commandOf, freePort } from '../../scripts/processes.ts';
 import type { DemoKeys } from '../../scripts/seed.ts';
 import { type Processes, startProcesses } from '../../test/faults/processes.ts';
@@ -26,8 +29,40 @@ export type Product = {
   pids: Record<string, number>;
 };
 
+/**
+ * The Redis the product runs on: the bench's one server, or a local cluster with the pipeline sharded
+ * over its masters (QUEUE_SHARDS).
+ */
+export type ProductRedis = {
+  /** REDIS_URL, or REDIS_CLUSTER_NODES and QUEUE_SHARDS. */
+  env: Record<string, string>;
+  /** A connection of the bench's own to it. */
+  connect(): RedisClient;
+  /** The queue prefix of each shard. */
+  prefixes: string[];
+};
+
+export function singleRedis(redisUrl: string): ProductRedis {
+  return { env: { REDIS_URL: redisUrl }, connect: () => new Redis(connectionOf(redisUrl)), prefixes: [QUEUE_PREFIX] };
+}
+
+export function shardedCluster(nodes: ReadonlyArray<{ host: string; port: number }>, shards: number): ProductRedis {
+  return {
+    env: { REDIS_CLUSTER_NODES: nodes.map((n) => `${n.host}:${n.port}`).join(','), QUEUE_SHARDS: String(shards) },
+    connect: () => new Cluster([...nodes], { redisOptions: { maxRetriesPerRequest: null } }),
+    prefixes: Array.from({ length: shards }, (_, shard) => shardPrefix(QUEUE_PREFIX, shard, shards)),
+  };
+}
+
 export async function startProduct(
-  options: { servers: BenchServers; keys: DemoKeys; workers: number; concurrency: number; logDir: string },
+  options: {
+    servers: BenchServers;
+    redis: ProductRedis;
+    keys: DemoKeys;
+    workers: number;
+    concurrency: number;
+    logDir: string;
+  },
   phase: Phase,
   cleanups: Array<() => Promise<unknown>>,
 ): Promise<Product> {
@@ -58,7 +93,7 @@ export async function startProduct(
     },
     env: {
       DATABASE_URL: options.servers.appUrl,
-      REDIS_URL: options.servers.redisUrl,
+      ...options.redis.env,
       QUEUE_PREFIX,
       HOST: '127.0.0.1',
       PORT: String(ports.api),
@@ -80,8 +115,7 @@ export async function startProduct(
   for (const [name, pid] of Object.entries(pids)) phase.watchdog.stop({ name, pid });
 
   await waitForWorkers({
-    redisUrl: options.servers.redisUrl,
-    prefix: QUEUE_PREFIX,
+    redis: options.redis,
     workers: options.workers,
     unexpectedExit: () => processes.unexpectedExits()[0],
     signal: phase.signal,
@@ -111,15 +145,15 @@ function childRunning(entry: string): number {
 /** Start-up (loading TypeScript, connecting) is not throughput: wait until every process serves every queue. */
 /** Until every queue has `workers` worker processes serving it; fails at once if one of them exited. */
 export async function waitForWorkers(options: {
-  redisUrl: string;
-  prefix: string;
+  redis: ProductRedis;
   workers: number;
   unexpectedExit: () => string | undefined;
   signal: AbortSignal;
 }) {
   const { workers, signal } = options;
-  const queues = queueNames.map(
-    (name) => new Queue(name, { connection: connectionOf(options.redisUrl), prefix: options.prefix }),
+  const connection = options.redis.connect();
+  const queues = options.redis.prefixes.flatMap((prefix, shard) =>
+    queueNames.filter((name) => servedOnShard(name, shard)).map((name) => new Queue(name, { connection, prefix })),
   );
   try {
     for (const deadline = performance.now() + STARTUP_MS; ; await sleep(100)) {
@@ -129,7 +163,7 @@ export async function waitForWorkers(options: {
       const counts = await Promise.all(queues.map((queue) => queue.getWorkersCount()));
       if (counts.every((count) => count >= workers)) return;
       if (performance.now() > deadline) {
-        const serving = queueNames.map((name, i) => `${name}: ${counts[i]}`).join(', ');
+        const serving = queues.map((queue, i) => `${queue.opts.prefix}:${queue.name}: ${counts[i]}`).join(', ');
         throw new Error(
           `the ${workers} worker processes did not all serve every queue in ${STARTUP_MS} ms (${serving})`,
         );
@@ -137,5 +171,6 @@ export async function waitForWorkers(options: {
     }
   } finally {
     await Promise.all(queues.map((queue) => queue.close()));
+    connection.disconnect();
   }
 }

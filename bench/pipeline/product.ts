@@ -23,11 +23,24 @@ import {
 export type Monitor = {
   app: CountingClient;
   stats: StatisticsReader;
-  /** A Redis connection of the bench's own: its commands are subtracted. */
-  redis: Redis;
+  /**
+   * A connection of the bench's own to each Redis server the product uses (the one server, or each
+   * master of a cluster): their commands are counted over all of them, the bench's own subtracted.
+   */
+  redisNodes: Redis[];
   postgresPid: number;
-  redisPid: number;
+  /** The Redis servers' processes, by name (`redis`, or `redis-<port>` on a cluster). */
+  redisPids: Record<string, number>;
 };
+
+/** Calls per command, summed over every Redis server of the product. */
+async function productRedisCalls(monitor: Monitor): Promise<Map<string, number>> {
+  const total = new Map<string, number>();
+  for (const calls of await Promise.all(monitor.redisNodes.map(redisCommandCalls))) {
+    for (const [command, n] of calls) total.set(command, (total.get(command) ?? 0) + n);
+  }
+  return total;
+}
 
 export type ThroughputResult = {
   orders: number;
@@ -162,10 +175,10 @@ export async function runThroughput(
   phase.progress.note(`settling for ${STATS_FLUSH_WAIT_MS / 1000} s (PostgreSQL flushes idle backends' statistics)`);
   await delay(STATS_FLUSH_WAIT_MS, undefined, { signal: phase.signal });
 
-  const pids = { ...product.pids, postgres: monitor.postgresPid, redis: monitor.redisPid };
+  const pids = { ...product.pids, postgres: monitor.postgresPid, ...monitor.redisPids };
   const databaseBefore = await monitor.stats.databaseCounters();
   await monitor.stats.resetStatements();
-  const redisBefore = await redisCommandCalls(monitor.redis);
+  const redisBefore = await productRedisCalls(monitor);
   const cpuBefore = sampleCpu(pids);
   const clientBefore = process.cpuUsage();
   monitor.app.queries = 0;
@@ -187,10 +200,11 @@ export async function runThroughput(
   );
   const cpuMs = cpuMsBetween(cpuBefore, sampleCpu(pids));
   const client = process.cpuUsage(clientBefore);
-  const redisCalls = callsBetween(redisBefore, await redisCommandCalls(monitor.redis));
-  const ownInfo = redisCalls.get('info') ?? 0;
-  if (ownInfo <= 1) redisCalls.delete('info');
-  else redisCalls.set('info', ownInfo - 1); // the first INFO is counted once it has answered
+  const redisCalls = callsBetween(redisBefore, await productRedisCalls(monitor));
+  // The bench's own INFO on each server: the first is counted once it has answered.
+  const ownInfo = (redisCalls.get('info') ?? 0) - monitor.redisNodes.length;
+  if (ownInfo <= 0) redisCalls.delete('info');
+  else redisCalls.set('info', ownInfo);
   const statements = await monitor.stats.statements(15);
   const monitorQueries = monitor.app.queries;
   phase.progress.end();

@@ -184,10 +184,11 @@ export function printReport(r: Results): void {
   console.log(`\nredis commands/order, top 10: ${redis.map(([c, n]) => `${c} ${n}`).join(', ')}`);
 }
 
-export async function writeResults(r: Results): Promise<void> {
+/** `name`: the files' name in bench/results (`pipeline`, or `pipeline-shards-N` on a cluster). */
+export async function writeResults(r: Results, name = 'pipeline'): Promise<void> {
   await mkdir(resultsDir, { recursive: true });
-  const json = join(resultsDir, 'pipeline.json');
-  const svg = join(resultsDir, 'pipeline.svg');
+  const json = join(resultsDir, `${name}.json`);
+  const svg = join(resultsDir, `${name}.svg`);
   const withTargets = { ...r, targets: targets(r).flatMap((t) => (t.target ? [{ ...t, met: met(t) }] : [])) };
   await writeFile(json, `${formatJson(withTargets)}\n`);
   const cpu = Object.entries(r.cpuMsPerOrder).filter(([name]) => name !== 'totalExcludingSandbox');
