@@ -5,7 +5,6 @@ import { upsertCatalogItem } from '../sql/catalog.ts';
 import { addStockIfMissing } from '../sql/inventory.ts';
 import { listOrderReturns } from '../sql/returns.ts';
 import { findShipment } from '../sql/shipments.ts';
-import { trackShipments } from '../workers/maintenance.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 
 // The assistant under attack (SPEC §6), asserting on state after each turn, not on wording: which
@@ -72,14 +71,7 @@ async function deliveredOrder(items: Array<{ sku: string; quantity: number }>, k
   expect(placed.status, JSON.stringify(placed.body)).toBe(201);
   const order = await h.waitForTerminal(placed.body.id);
   expect(order.status).toBe('COMPLETED');
-  const shipment = await findShipment(h.deps.db, order.id);
-  const advanced = await fetch(`${h.sandbox.carrier.url}/_sandbox/shipments/${shipment!.carrier_shipment_id}/advance`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ to: 'delivered' }),
-  });
-  expect(advanced.status).toBe(200);
-  await trackShipments(h.deps, 50);
+  await h.deliver(order.id);
   return order.id;
 }
 

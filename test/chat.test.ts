@@ -4,7 +4,6 @@ import { createApp } from '../api/app.ts';
 import { defaultChatSettings } from '../config/index.ts';
 import { listOrderReturns } from '../sql/returns.ts';
 import { findShipment } from '../sql/shipments.ts';
-import { trackShipments } from '../workers/maintenance.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 
 // The support assistant on the real servers (SPEC §6): POST /chat through the API, its tools on the
@@ -72,15 +71,7 @@ async function shippedOrder(items: Array<{ sku: string; quantity: number }>, opt
   expect(placed.status).toBe(201);
   const order = await h.waitForTerminal(placed.body.id);
   expect(order.status).toBe('COMPLETED');
-  const shipment = await findShipment(h.deps.db, order.id);
-  if (options.deliver !== false) {
-    const advanced = await fetch(
-      `${h.sandbox.carrier.url}/_sandbox/shipments/${shipment!.carrier_shipment_id}/advance`,
-      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to: 'delivered' }) },
-    );
-    expect(advanced.status).toBe(200);
-    await trackShipments(h.deps, 50);
-  }
+  const shipment = options.deliver === false ? await findShipment(h.deps.db, order.id) : await h.deliver(order.id);
   return { orderId: order.id, trackingNumber: shipment!.tracking_number as string };
 }
 

@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { sql } from '../sql/database.ts';
 import { findReturn, type ReturnStatus } from '../sql/returns.ts';
 import { findShipment } from '../sql/shipments.ts';
-import { trackShipments } from '../workers/maintenance.ts';
 import { sweepReturns } from '../workers/returns/sweep.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 import { waitFor } from './support/wait-for.ts';
@@ -31,14 +30,7 @@ async function deliveredOrder(items: Array<{ sku: string; quantity: number }>, o
   const order = await h.waitForTerminal(placed.body.id);
   expect(order.status).toBe('COMPLETED');
   if (options.deliver === false) return order.id;
-  const shipment = await findShipment(h.deps.db, order.id);
-  const advanced = await fetch(`${h.sandbox.carrier.url}/_sandbox/shipments/${shipment!.carrier_shipment_id}/advance`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ to: 'delivered' }),
-  });
-  expect(advanced.status).toBe(200);
-  await trackShipments(h.deps, 50);
+  await h.deliver(order.id);
   expect((await findShipment(h.deps.db, order.id))?.delivered_at).not.toBeNull();
   return order.id;
 }

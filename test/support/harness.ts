@@ -11,7 +11,9 @@ import { type Sandbox, type SandboxOptions, startSandbox } from '../../sandbox/s
 import { type DemoKeys, demoAddress, seedDemo } from '../../scripts/seed.ts';
 import { setAvailable } from '../../sql/inventory.ts';
 import { findOrder, type Order } from '../../sql/orders.ts';
+import { findShipment, type Shipment } from '../../sql/shipments.ts';
 import { listAttempts } from '../../sql/step-attempts.ts';
+import { trackShipments } from '../../workers/maintenance.ts';
 import { startWorkers } from '../../workers/start-workers.ts';
 import { deleteKeys } from './delete-keys.ts';
 import { databaseUrl, redisUrl } from './env.ts';
@@ -124,6 +126,24 @@ export async function startHarness(options: HarnessOptions = {}) {
     return order!;
   }
 
+  /**
+   * Delivers a shipped order as the carrier would: the sandbox carrier moves its shipment to delivered,
+   * and the tracking poll (the maintenance job's work, run here at once) stores it.
+   */
+  async function deliver(orderId: string): Promise<Shipment> {
+    const shipment = await findShipment(deps.db, orderId);
+    if (!shipment) throw new Error(`order ${orderId} has no shipment to deliver`);
+    const advanced = await fetch(`${sandbox.carrier.url}/_sandbox/shipments/${shipment.carrier_shipment_id}/advance`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to: 'delivered' }),
+    });
+    if (advanced.status !== 200)
+      throw new Error(`the sandbox carrier answered ${advanced.status} to delivering ${orderId}`);
+    await trackShipments(deps, 50);
+    return shipment;
+  }
+
   /** Waits until no job is waiting, running or delayed in any queue: every effect has settled. */
   async function waitForQuiet(): Promise<void> {
     const read = () =>
@@ -173,6 +193,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     placeOrder: (body: unknown, key = customerKey, headers?: Record<string, string>) =>
       request('POST', '/orders', { key, body, headers }),
     waitForTerminal,
+    deliver,
     setStock: (sku: string, region: string, available: number) => setAvailable(deps.db, sku, region, available),
     stop,
     async close() {
