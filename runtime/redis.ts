@@ -13,6 +13,12 @@ export type RedisClient = Redis | Cluster;
  * that restarts answers "connection closed", then CLUSTERDOWN until the cluster sees it again: ioredis
  * retries both after a delay and refreshes the slots, and a script the restarted node no longer has is
  * sent again in full (ioredis's defineCommand answers NOSCRIPT with EVAL).
+ *
+ * No ready check on a cluster: when ioredis's check (CLUSTER INFO) finds the cluster still failing,
+ * which it does for a moment after a master restarts, it reconnects without ever settling the promise
+ * of connect(). BullMQ reconnects a worker's blocking connection with connect() and awaits it, so that
+ * worker would stop taking jobs for good. Without the check the client is ready once it knows the
+ * slots, and a command that meets the cluster still down gets CLUSTERDOWN, retried below.
  */
 export function createRedis(target: RedisTarget | string, options: { failFast?: boolean } = {}): RedisClient {
   const nodeOptions = {
@@ -26,7 +32,7 @@ export function createRedis(target: RedisTarget | string, options: { failFast?: 
   return new Cluster(target.clusterNodes, {
     redisOptions,
     enableOfflineQueue,
-    enableReadyCheck: true,
+    enableReadyCheck: false,
     retryDelayOnFailover: 200,
     retryDelayOnClusterDown: 300,
     retryDelayOnTryAgain: 200,

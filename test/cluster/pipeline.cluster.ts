@@ -19,7 +19,8 @@ import { waitFor } from '../support/wait-for.ts';
 
 // The pipeline on a real 3-master Redis Cluster (test/cluster/global-setup.ts) with QUEUE_SHARDS=3:
 // the shards on three masters, orders through the whole pipeline, a failing order's dead letter, the
-// read path, a flash sale's door, and a master killed with SIGKILL and restarted with orders in flight.
+// read path, a flash sale's door, and a master killed with SIGKILL and restarted, with orders in flight
+// and while its shard is idle.
 
 const SHARDS = 3;
 const layout = inject('cluster');
@@ -234,5 +235,24 @@ describe('a master killed with SIGKILL and restarted', () => {
     for (const id of ids) ended.push(await h.waitForTerminal(id));
     expect(ended.map((o) => `${o.status} ${o.failure_reason ?? ''}`.trim())).toEqual(ids.map(() => 'COMPLETED'));
     for (const id of ids) expect(gatewayOf(id)).toMatchObject({ captures: 1, captureKeys: 1 });
+  });
+
+  it('serves a shard again after its master restarted while the shard was idle', async () => {
+    // Shard 0's workers sit in blocking reads on a master that goes away with nothing in flight: they
+    // reconnect while the cluster still reports the restarted node failing, and must not stop there.
+    const port = await masterOf(`${h.deps.queues.prefixes[0]}:validate:wait`);
+    await h.setStock('BERSERK-42', 'eu', 1_000);
+    await killNode(layout, port);
+    await startNode(layout, port);
+    await waitFor(
+      'the cluster to be ok again',
+      () => clusterStates(layout),
+      (s) => s.every((x) => x === 'ok'),
+    );
+    const ids = await placeOnEveryShard(2);
+    for (const id of ids) {
+      expect((await h.waitForTerminal(id)).status).toBe('COMPLETED');
+      expect(gatewayOf(id)).toMatchObject({ captures: 1, captureKeys: 1 });
+    }
   });
 });
