@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { type Processor, Worker } from 'bullmq';
+import { Cluster, type Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { QueueName } from '../config/index.ts';
 import type { RetryPolicy } from '../domain/dead-letter-policy.ts';
@@ -90,11 +91,20 @@ export async function startWorkers(
  * would stop until BullMQ's stalled-job check gives the job back, up to a minute later: right when the
  * orders accepted during the outage need the reconciler. Scheduling again on every reconnection
  * restores the next run at once (an existing schedule is left as it is). The tracking poll likewise.
+ * On a cluster the client stays ready while one master restarts: the connection that ioredis opens to
+ * that master again (`+node`, on the first MOVED that points back to it) is the reconnection.
  */
 function keepScheduled(redis: RedisClient, deps: StepDeps, schedule: () => Promise<void>, workers: Worker[]): void {
   const reschedule = () => {
     schedule().catch((err) => deps.log.warn({ err: err.message }, 'could not schedule the maintenance jobs again'));
   };
+  const onNode = (node: Redis) => node.once('ready', reschedule);
   redis.on('ready', reschedule);
-  for (const worker of workers) worker.once('closing', () => redis.off('ready', reschedule));
+  if (redis instanceof Cluster) redis.on('+node', onNode);
+  for (const worker of workers) {
+    worker.once('closing', () => {
+      redis.off('ready', reschedule);
+      redis.off('+node', onNode);
+    });
+  }
 }
