@@ -25,6 +25,9 @@ function serverArgs({ dir, ports, busPorts }: ClusterLayout, port: number): stri
   return [
     ...['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no'],
     ...['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-port', String(busPort)],
+    // A node unreachable for 2 s (not the default 15) marks the cluster failing, and its return clears
+    // that after twice as long: the tests that stop a master see both in seconds.
+    ...['--cluster-node-timeout', '2000'],
     ...['--appendonly', 'yes', '--appenddirname', `appendonly-${port}`, '--save', ''],
     ...['--pidfile', join(dir, `redis-${port}.pid`), '--maxmemory-policy', 'noeviction'],
   ];
