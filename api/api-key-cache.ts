@@ -11,9 +11,8 @@ export function cacheKeyLookups(
   options: { ttlMs: number; maxEntries: number },
 ): (key: string) => Promise<Caller | null> {
   const entries = new Map<string, { caller: Caller | null; expiresAt: number }>();
-  return async function findKey(key: string) {
-    const known = entries.get(key);
-    if (known && known.expiresAt > Date.now()) return known.caller;
+  const inFlight = new Map<string, Promise<Caller | null>>();
+  async function lookUpAndRemember(key: string, known: { caller: Caller | null } | undefined) {
     try {
       const caller = await lookup(key);
       entries.delete(key);
@@ -23,6 +22,20 @@ export function cacheKeyLookups(
     } catch (error) {
       if (error instanceof TransientError && known) return known.caller;
       throw error;
+    } finally {
+      inFlight.delete(key);
     }
+  }
+  return function findKey(key: string) {
+    const known = entries.get(key);
+    if (known && known.expiresAt > Date.now()) return Promise.resolve(known.caller);
+    // Concurrent requests with a key not (or no longer) known share one lookup: a burst of one
+    // client's requests, a flash sale's first seconds, costs PostgreSQL one query per key.
+    let pending = inFlight.get(key);
+    if (!pending) {
+      pending = lookUpAndRemember(key, known);
+      inFlight.set(key, pending);
+    }
+    return pending;
   };
 }
