@@ -13,6 +13,13 @@ const layout = inject('cluster');
 let client: Cluster | undefined;
 let downPort: number | undefined;
 
+const clusterOk = () =>
+  waitFor(
+    'the cluster to be ok again',
+    () => clusterStates(layout),
+    (states) => states.every((s) => s === 'ok'),
+  );
+
 afterEach(async () => {
   client?.disconnect();
   client = undefined;
@@ -20,11 +27,7 @@ afterEach(async () => {
     await startNode(layout, downPort);
     downPort = undefined;
   }
-  await waitFor(
-    'the cluster to be ok again',
-    () => clusterStates(layout),
-    (s) => s.every((x) => x === 'ok'),
-  );
+  await clusterOk();
 });
 
 describe('a connection made while the cluster reports failing', () => {
@@ -49,11 +52,7 @@ describe('a connection made while the cluster reports failing', () => {
 
     await startNode(layout, down);
     downPort = undefined;
-    await waitFor(
-      'the cluster to be ok again',
-      () => clusterStates(layout),
-      (s) => s.every((x) => x === 'ok'),
-    );
+    await clusterOk();
     expect(await client.set('{connect-test}:key', 'value')).toBe('OK');
     expect(await client.get('{connect-test}:key')).toBe('value');
     await client.del('{connect-test}:key');
