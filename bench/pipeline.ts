@@ -86,6 +86,8 @@ async function main(interrupted: AbortSignal): Promise<void> {
       log(`a Redis Cluster of ${SHARDS} masters for the product, its pipeline on ${SHARDS} shards`);
       const cluster = await startCluster(SHARDS);
       cleanups.push(() => stopCluster(cluster));
+      watchdog.remove(cluster.dir);
+      watchdog.stopPidFiles({ name: 'Redis Cluster node', dir: cluster.dir, group: true, signal: 'SIGKILL' });
       const nodes = cluster.ports.map((port) => ({ host: '127.0.0.1', port }));
       productRedis = shardedCluster(nodes, SHARDS);
       redisNodes = nodes.map((node) => new Redis({ ...node, maxRetriesPerRequest: null }));

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 // Stops what a process started when that process dies without stopping it (kill -9, a crash, a
@@ -21,13 +22,24 @@ export type Stoppable = {
   /** Higher stages are stopped first, one stage after the other. Default 0. */
   stage?: number;
 };
-type Message = { stop: Stoppable } | { forget: number } | { remove: string } | { done: true };
+/**
+ * Every process whose pid is in a `*.pid` file of `dir` when the owner dies: for servers that the owner's
+ * children may start again under new pids (a test restarting a Redis Cluster node).
+ */
+export type PidFiles = Omit<Stoppable, 'pid'> & { dir: string };
+type Message =
+  | { stop: Stoppable }
+  | { stopPidFiles: PidFiles }
+  | { forget: number }
+  | { remove: string }
+  | { done: true };
 
 const KILL_AFTER_MS = 10_000;
 
 export type Watchdog = {
   pid: number;
   stop(process: Stoppable): void;
+  stopPidFiles(files: PidFiles): void;
   forget(pid: number): void;
   remove(path: string): void;
   /** Everything was stopped by the owner: the watchdog exits without doing anything. */
@@ -51,6 +63,7 @@ export function startWatchdog(options: { output?: 'inherit' | 'ignore' } = {}): 
   return {
     pid: child.pid ?? -1,
     stop: (stoppable) => send({ stop: stoppable }),
+    stopPidFiles: (files) => send({ stopPidFiles: files }),
     forget: (pid) => send({ forget: pid }),
     remove: (path) => send({ remove: path }),
     done: () =>
@@ -87,14 +100,28 @@ async function stopStage(targets: Stoppable[]): Promise<void> {
   }
 }
 
+/** The processes named by the pid files of `dir`, as they are now. */
+async function fromPidFiles({ dir, ...stoppable }: PidFiles): Promise<Stoppable[]> {
+  const files = (await readdir(dir).catch(() => [])).filter((file) => file.endsWith('.pid'));
+  const pids = await Promise.all(
+    files.map(async (file) => Number((await readFile(join(dir, file), 'utf8').catch(() => '')).trim())),
+  );
+  return files.flatMap((file, i) => {
+    const pid = pids[i]!;
+    return Number.isInteger(pid) && pid > 0 ? [{ ...stoppable, name: `${stoppable.name} (${file})`, pid }] : [];
+  });
+}
+
 async function watch(): Promise<void> {
   const targets = new Map<number, Stoppable>();
+  const pidFiles: PidFiles[] = [];
   const paths: string[] = [];
   let done = false;
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
     const message = JSON.parse(line) as Message;
     if ('stop' in message) targets.set(message.stop.pid, message.stop);
+    else if ('stopPidFiles' in message) pidFiles.push(message.stopPidFiles);
     else if ('forget' in message) targets.delete(message.forget);
     else if ('remove' in message) paths.push(message.remove);
     else done = true;
@@ -102,6 +129,7 @@ async function watch(): Promise<void> {
   await new Promise((resolve) => lines.once('close', resolve));
   if (done) return;
   console.error('watchdog | its owner exited without stopping what it started');
+  for (const files of pidFiles) for (const t of await fromPidFiles(files)) targets.set(t.pid, t);
   const stages = [...new Set([...targets.values()].map((t) => t.stage ?? 0))].sort((a, b) => b - a);
   for (const stage of stages) await stopStage([...targets.values()].filter((t) => (t.stage ?? 0) === stage));
   for (const path of paths) await rm(path, { recursive: true, force: true });

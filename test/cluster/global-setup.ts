@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { type ClusterLayout, nodePid, startCluster, stopCluster } from '../../scripts/redis-cluster.ts';
+import { type ClusterLayout, startCluster, stopCluster } from '../../scripts/redis-cluster.ts';
 import { startWatchdog } from '../../scripts/watchdog.ts';
 
 declare module 'vitest' {
@@ -10,16 +10,14 @@ declare module 'vitest' {
 }
 
 // npm run test:cluster: a 3-master Redis Cluster of its own for the run (the shared Redis is never
-// touched), stopped and removed at the end, also when a test fails. A watchdog stops the nodes it
-// started and removes the directory if the run itself is killed.
+// touched), stopped and removed at the end, also when a test fails. A watchdog stops the nodes (the
+// ones started here and any a test started again) and removes the directory if the run is killed.
 export default async function setup(project: TestProject) {
   const layout = await startCluster();
   const watchdog = startWatchdog();
   watchdog.remove(layout.dir);
-  for (const port of layout.ports) {
-    const pid = await nodePid(layout, port);
-    if (pid) watchdog.stop({ name: `Redis Cluster node ${port}`, pid, group: true, killSignal: 'SIGKILL' });
-  }
+  // By their pid files: a test that restarts a node gives it a new pid.
+  watchdog.stopPidFiles({ name: 'Redis Cluster node', dir: layout.dir, group: true, signal: 'SIGKILL' });
   console.log(`[test cluster] 3 masters on ports ${layout.ports.join(', ')} in ${layout.dir}`);
   project.provide('cluster', layout);
   return async () => {
