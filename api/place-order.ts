@@ -7,7 +7,7 @@ import { priceOrder } from '../domain/pricing.ts';
 import type { Admission } from '../flash-sale/admission.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';
-import type { RedisClient as Redis } from '../runtime/redis.ts';
+import type { RedisClient } from '../runtime/redis.ts';
 import { findCustomerEmail, findSellableItems } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
 import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
@@ -17,7 +17,7 @@ import type { OrderRequest } from './order-request.ts';
 
 export type PlaceOrderDeps = {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   queues: OrderQueues;
   admission: Admission;

@@ -1,14 +1,12 @@
 import { Queue } from 'bullmq';
-import { Cluster, Redis } from 'ioredis';
 import { queueNames } from '../../config/index.ts';
 import { servedOnShard, shardPrefix } from '../../queues/shards.ts';
-import type { RedisClient } from '../../runtime/redis.ts';
+import { createRedis, type RedisClient } from '../../runtime/redis.ts';
 import { commandOf, freePort } from '../../scripts/processes.ts';
 import type { DemoKeys } from '../../scripts/seed.ts';
 import { type Processes, startProcesses } from '../../test/faults/processes.ts';
 import { sleep } from '../support.ts';
 import type { Phase } from './ceiling.ts';
-import { connectionOf } from './ceiling-flow.ts';
 import { childrenOf } from './proc-stat.ts';
 import type { BenchServers } from './servers.ts';
 
@@ -43,13 +41,13 @@ export type ProductRedis = {
 };
 
 export function singleRedis(redisUrl: string): ProductRedis {
-  return { env: { REDIS_URL: redisUrl }, connect: () => new Redis(connectionOf(redisUrl)), prefixes: [QUEUE_PREFIX] };
+  return { env: { REDIS_URL: redisUrl }, connect: () => createRedis(redisUrl), prefixes: [QUEUE_PREFIX] };
 }
 
 export function shardedCluster(nodes: ReadonlyArray<{ host: string; port: number }>, shards: number): ProductRedis {
   return {
     env: { REDIS_CLUSTER_NODES: nodes.map((n) => `${n.host}:${n.port}`).join(','), QUEUE_SHARDS: String(shards) },
-    connect: () => new Cluster([...nodes], { redisOptions: { maxRetriesPerRequest: null } }),
+    connect: () => createRedis({ clusterNodes: [...nodes] }),
     prefixes: Array.from({ length: shards }, (_, shard) => shardPrefix(QUEUE_PREFIX, shard, shards)),
   };
 }
