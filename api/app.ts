@@ -1,14 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { type Context, Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { requestId } from 'hono/request-id';
 import { createAssistant } from '../chat/assistant.ts';
 import { createChatMetrics } from '../chat/metrics.ts';
 import { createChatSessions } from '../chat/sessions.ts';
 import { type ChatSettings, defaultChatSettings, defaultReturnSettings, type ReturnSettings } from '../config/index.ts';
-import { AppError } from '../domain/errors.ts';
 import type { Deps } from '../runtime/deps.ts';
 import { collectDeadLetters, collectQueueDepth } from '../runtime/metrics.ts';
 import { findApiKey } from '../sql/api-keys.ts';
@@ -17,6 +15,7 @@ import { adminInventoryRoutes } from './admin-inventory.ts';
 import { adminReturnRoutes } from './admin-returns.ts';
 import { cacheKeyLookups } from './api-key-cache.ts';
 import { type AuthEnv, apiKeyAuth, type Caller } from './auth.ts';
+import { limitBodySize } from './body-limit.ts';
 import { chatRoutes } from './chat.ts';
 import { chatDemoRoutes } from './chat-demo.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
@@ -87,14 +86,7 @@ export function createApp(deps: AppDeps) {
       'request',
     );
   });
-  app.use(
-    bodyLimit({
-      maxSize: deps.bodyLimitBytes,
-      onError: () => {
-        throw new AppError('payload_too_large', `Request body is larger than ${deps.bodyLimitBytes} bytes`);
-      },
-    }),
-  );
+  app.use(limitBodySize(deps.bodyLimitBytes));
 
   app.route('/', healthRoutes(deps));
   // Read when scraped: the API holds every queue, and one query counts the dead letters.
