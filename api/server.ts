@@ -7,8 +7,9 @@ import { createApp } from './app.ts';
 const config = orExit(() => loadConfig());
 const log = createLogger(config.logLevel, 'api');
 // failFast: while Redis is down a request must not hang waiting for it (orders are durable in
-// PostgreSQL first and the reconciler enqueues them later).
-const deps = await createDeps(config, log, { failFastRedis: true });
+// PostgreSQL first and the reconciler enqueues them later). autoPipelining: the commands of concurrent
+// requests share writes (runtime/redis.ts).
+const deps = await createDeps(config, log, { failFastRedis: true, autoPipelining: true });
 const app = createApp({
   ...deps,
   bodyLimitBytes: config.http.bodyLimitBytes,

@@ -53,8 +53,8 @@ export async function startSystem(options: SystemOptions, cleanups: Cleanups): P
   const log = createLogger(config.logLevel, 'bench');
   const deps = await createDeps(config, log);
   cleanups.push(() => deps.close());
-  // The API gets its own fail-fast Redis connection and pool, as api/server.ts builds it.
-  const apiDeps = await createDeps(config, log, { failFastRedis: true });
+  // The API gets its own fail-fast, auto-pipelined Redis connection and pool, as api/server.ts builds it.
+  const apiDeps = await createDeps(config, log, { failFastRedis: true, autoPipelining: true });
   cleanups.push(() => apiDeps.close());
   cleanups.push(() => deleteKeys(deps.redis, `${config.namespace}:*`));
   cleanups.push(() => Promise.all(Object.values(deps.queues.queues).map((q) => q.obliterate({ force: true }))));

@@ -48,13 +48,17 @@ export type Deps = {
 export async function createDeps(
   config: Config,
   log: Logger,
-  options: { failFastRedis?: boolean } = {},
+  options: { failFastRedis?: boolean; autoPipelining?: boolean } = {},
 ): Promise<Deps> {
   const db = await connectWhenReady(config, log);
-  const redis = createRedis(config.redis, { failFast: options.failFastRedis });
+  const redis = createRedis(config.redis, { failFast: options.failFastRedis, autoPipelining: options.autoPipelining });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  // BullMQ does not document support for ioredis's auto-pipelining (Bull's users reported jobs losing
+  // their data with it): with auto-pipelining, the queues get a plain connection of their own.
+  const queueRedis = options.autoPipelining ? createRedis(config.redis, { failFast: options.failFastRedis }) : redis;
+  if (queueRedis !== redis) queueRedis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   const queues = createOrderQueues(
-    redis,
+    queueRedis,
     config.redis.prefix,
     (err) => log.warn({ err: err.message }, 'queue connection error'),
     config.redis.shards,
@@ -94,6 +98,7 @@ export async function createDeps(
       bedrock?.destroy();
       await queues.close();
       redis.disconnect();
+      if (queueRedis !== redis) queueRedis.disconnect();
       await db.end();
     },
   };

@@ -19,19 +19,29 @@ export type RedisClient = Redis | Cluster;
  * of connect(). BullMQ reconnects a worker's blocking connection with connect() and awaits it, so that
  * worker would stop taking jobs for good. Without the check the client is ready once it knows the
  * slots, and a command that meets the cluster still down gets CLUSTERDOWN, retried below.
+ *
+ * `autoPipelining` (ioredis's enableAutoPipelining) sends the commands of one turn of the event loop in
+ * one write (one pipeline per node on a cluster). The API turns it on: at the flash-sale door a request
+ * is a few small commands, and a write per command (a system call each) was the largest cost left in
+ * its profile. Not for BullMQ's connections (see runtime/deps.ts).
  */
-export function createRedis(target: RedisTarget | string, options: { failFast?: boolean } = {}): RedisClient {
+export function createRedis(
+  target: RedisTarget | string,
+  options: { failFast?: boolean; autoPipelining?: boolean } = {},
+): RedisClient {
   const nodeOptions = {
     maxRetriesPerRequest: options.failFast ? 1 : null,
     enableOfflineQueue: !options.failFast,
     connectionName: 'orderflow',
   };
-  if (typeof target === 'string') return new Redis(target, nodeOptions);
-  if ('url' in target) return new Redis(target.url, nodeOptions);
+  const enableAutoPipelining = options.autoPipelining ?? false;
+  if (typeof target === 'string') return new Redis(target, { ...nodeOptions, enableAutoPipelining });
+  if ('url' in target) return new Redis(target.url, { ...nodeOptions, enableAutoPipelining });
   const { enableOfflineQueue, ...redisOptions } = nodeOptions;
   return new Cluster(target.clusterNodes, {
     redisOptions,
     enableOfflineQueue,
+    enableAutoPipelining,
     enableReadyCheck: false,
     retryDelayOnFailover: 200,
     retryDelayOnClusterDown: 300,

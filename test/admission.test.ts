@@ -288,7 +288,7 @@ describe('the admission gate', () => {
   it('is one bucket shared by two API processes, refusing with 429 and Retry-After once empty', async () => {
     // A second API process: its own app, pools and Redis connections.
     const log = createLogger('silent', 'test');
-    const other: Deps = await createDeps(h.config, log, { failFastRedis: true });
+    const other: Deps = await createDeps(h.config, log, { failFastRedis: true, autoPipelining: true });
     try {
       const otherApp = createApp({
         ...other,
