@@ -10,7 +10,7 @@ import type { Logger } from '../runtime/logger.ts';
 import type { RedisClient } from '../runtime/redis.ts';
 import { findCustomerEmail, findSellableItems } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
-import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
+import { claimIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
 import { insertOrder, lockCustomerSku, type OrderSnapshot, unitsOrderedSince } from '../sql/orders.ts';
 import type { Caller } from './auth.ts';
 import type { OrderRequest } from './order-request.ts';
@@ -110,16 +110,15 @@ export async function placeOrder(
       items: priced.lines,
     };
     const actor = `api:${caller.name}`;
-    // The common case is one statement (its own transaction); purchase limits and an Idempotency-Key's
-    // stored answer need a transaction around it.
+    const answer = keyRef && { ...keyRef, status: 201, body };
+    // The order, its lines, its history and the Idempotency-Key's stored answer are one statement (its
+    // own transaction); purchase limits need a transaction around it, with the customer's lock.
     const snapshot: OrderSnapshot =
-      hot.length === 0 && !keyRef
-        ? await insertOrder(deps.db, order, actor)
+      hot.length === 0
+        ? await insertOrder(deps.db, order, actor, answer)
         : await deps.db.transaction(async (tx) => {
             await enforcePurchaseLimits(tx, customerId, request.region, hot);
-            const stored = await insertOrder(tx, order, actor);
-            if (keyRef) await completeIdempotencyKey(tx, { ...keyRef, status: 201, body });
-            return stored;
+            return insertOrder(tx, order, actor, answer);
           });
     await enqueue(deps, id, customerId, snapshot);
     return { status: 201, body, replayed: false };

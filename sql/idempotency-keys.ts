@@ -43,15 +43,19 @@ export async function claimIdempotencyKey(
   return { state: 'replay', status: row.response_status ?? 200, body: row.response_body };
 }
 
-/** Stores the response, in the same transaction as the work it describes. */
-export async function completeIdempotencyKey(
-  tx: Tx,
-  k: { apiKeyId: number; key: string; status: number; body: unknown },
-): Promise<void> {
-  await tx.query(sql.typeAlias('void')`
+export type IdempotentAnswer = { apiKeyId: number; key: string; status: number; body: unknown };
+
+/** The UPDATE that stores a claimed key's response: a statement, or a step of a larger one (insertOrder). */
+export function storeAnswer(k: IdempotentAnswer) {
+  return sql.fragment`
     UPDATE idempotency_keys
     SET state = 'done', response_status = ${k.status}, response_body = ${sql.jsonb(k.body as never)}
-    WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key} AND state = 'in_flight'`);
+    WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key} AND state = 'in_flight'`;
+}
+
+/** Stores the response, in the same transaction as the work it describes. */
+export async function completeIdempotencyKey(tx: Tx, k: IdempotentAnswer): Promise<void> {
+  await tx.query(sql.typeAlias('void')`${storeAnswer(k)}`);
 }
 
 /** Lets the client try again with the same key after a request that did nothing (it failed). */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type OrderStatus, orderStatuses, statusesBefore } from '../domain/order-status.ts';
 import { type Db, sql, type Tx } from './database.ts';
+import { type IdempotentAnswer, storeAnswer } from './idempotency-keys.ts';
 
 const address = z.object({
   name: z.string(),
@@ -81,11 +82,16 @@ export type NewOrder = {
 };
 
 /**
- * Stores a new order, its lines and its first history row: one statement, so one round trip and one
- * commit (the statement is its own transaction, or part of the caller's). Returns the order as the
- * pipeline's steps see it.
+ * Stores a new order, its lines and its first history row, and with `answer` the response stored under
+ * the request's claimed Idempotency-Key: one statement, so one round trip and one commit (the statement
+ * is its own transaction, or part of the caller's). Returns the order as the pipeline's steps see it.
  */
-export async function insertOrder(db: Db | Tx, order: NewOrder, actor: string): Promise<OrderSnapshot> {
+export async function insertOrder(
+  db: Db | Tx,
+  order: NewOrder,
+  actor: string,
+  answer?: IdempotentAnswer,
+): Promise<OrderSnapshot> {
   const email = await db.oneFirst(sql.type(customerEmail)`
     WITH placed AS (
       INSERT INTO orders (id, customer_id, status, region, currency, total_cents, shipping_address, payment_token)
@@ -101,7 +107,7 @@ export async function insertOrder(db: Db | Tx, order: NewOrder, actor: string): 
     ), history AS (
       INSERT INTO order_history (order_id, from_status, to_status, actor, reason)
       SELECT id, NULL, 'PENDING', ${actor}, 'order accepted' FROM placed
-    )
+    )${answer ? sql.fragment`, answered AS (${storeAnswer(answer)})` : sql.fragment``}
     SELECT email FROM customers WHERE id = ${order.customerId}`);
   return {
     id: order.id,
