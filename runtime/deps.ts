@@ -51,12 +51,14 @@ export async function createDeps(
   options: { failFastRedis?: boolean; autoPipelining?: boolean } = {},
 ): Promise<Deps> {
   const db = await connectWhenReady(config, log);
-  const redis = createRedis(config.redis, { failFast: options.failFastRedis, autoPipelining: options.autoPipelining });
-  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  const connect = (autoPipelining: boolean) =>
+    createRedis(config.redis, { failFast: options.failFastRedis, autoPipelining }).on('error', (err) =>
+      log.warn({ err: err.message }, 'redis connection error'),
+    );
+  const redis = connect(options.autoPipelining ?? false);
   // BullMQ does not document support for ioredis's auto-pipelining (Bull's users reported jobs losing
   // their data with it): with auto-pipelining, the queues get a plain connection of their own.
-  const queueRedis = options.autoPipelining ? createRedis(config.redis, { failFast: options.failFastRedis }) : redis;
-  if (queueRedis !== redis) queueRedis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  const queueRedis = options.autoPipelining ? connect(false) : redis;
   const queues = createOrderQueues(
     queueRedis,
     config.redis.prefix,

@@ -73,7 +73,8 @@ function soldOutBySecondSent(race: RaceRecord, soldOut: readonly DoorAnswer[]) {
   const bySecond = new Map<number, number[]>();
   for (const a of soldOut) {
     const second = Math.floor((a.sentAt - race.startedAt) / 1000);
-    bySecond.set(second, [...(bySecond.get(second) ?? []), a.answeredAt - a.sentAt]);
+    const ms = bySecond.get(second) ?? bySecond.set(second, []).get(second)!;
+    ms.push(a.answeredAt - a.sentAt);
   }
   const rows = [...bySecond]
     .sort(([a], [b]) => a - b)

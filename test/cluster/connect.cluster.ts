@@ -3,6 +3,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createRedis } from '../../runtime/redis.ts';
 import { clusterStates, killNode, startNode } from '../../scripts/redis-cluster.ts';
 import { waitFor } from '../support/wait-for.ts';
+import { clusterOk } from './cluster-ok.ts';
 
 // What a worker's connection meets right after a master restarts: nodes that answer but report
 // cluster_state:fail for a while. ioredis's ready check then reconnects without ever settling the
@@ -13,13 +14,6 @@ const layout = inject('cluster');
 let client: Cluster | undefined;
 let downPort: number | undefined;
 
-const clusterOk = () =>
-  waitFor(
-    'the cluster to be ok again',
-    () => clusterStates(layout),
-    (states) => states.every((s) => s === 'ok'),
-  );
-
 afterEach(async () => {
   client?.disconnect();
   client = undefined;
@@ -27,7 +21,7 @@ afterEach(async () => {
     await startNode(layout, downPort);
     downPort = undefined;
   }
-  await clusterOk();
+  await clusterOk(layout);
 });
 
 describe('a connection made while the cluster reports failing', () => {
@@ -52,7 +46,7 @@ describe('a connection made while the cluster reports failing', () => {
 
     await startNode(layout, down);
     downPort = undefined;
-    await clusterOk();
+    await clusterOk(layout);
     expect(await client.set('{connect-test}:key', 'value')).toBe('OK');
     expect(await client.get('{connect-test}:key')).toBe('value');
     await client.del('{connect-test}:key');

@@ -8,7 +8,7 @@ import { type FlashSaleController, startFlashSaleController } from '../../flash-
 import { DEAD_LETTER_QUEUE, firstStep, stepJobId } from '../../queues/order-workflow.ts';
 import { shardOf, shardPrefix } from '../../queues/shards.ts';
 import { onEveryMaster } from '../../runtime/redis.ts';
-import { clusterStates, killNode, startNode } from '../../scripts/redis-cluster.ts';
+import { killNode, startNode } from '../../scripts/redis-cluster.ts';
 import { listDeadLetters } from '../../sql/dead-letters.ts';
 import { restockStock } from '../../sql/inventory.ts';
 import { findOrder } from '../../sql/orders.ts';
@@ -16,6 +16,7 @@ import { declareSale, fastControllerSettings } from '../flash-sale-support.ts';
 import { deleteKeys } from '../support/delete-keys.ts';
 import { type Harness, orderBody, startHarness } from '../support/harness.ts';
 import { waitFor } from '../support/wait-for.ts';
+import { clusterOk } from './cluster-ok.ts';
 
 // The pipeline on a real 3-master Redis Cluster (test/cluster/global-setup.ts) with QUEUE_SHARDS=3:
 // the shards on three masters, orders through the whole pipeline, a failing order's dead letter, the
@@ -225,11 +226,7 @@ describe('a master killed with SIGKILL and restarted', () => {
     } finally {
       h.sandbox.gateway.settings.latencyMs = 0;
     }
-    await waitFor(
-      'the cluster to be ok again',
-      () => clusterStates(layout),
-      (s) => s.every((x) => x === 'ok'),
-    );
+    await clusterOk(layout);
 
     const ended = [];
     for (const id of ids) ended.push(await h.waitForTerminal(id));
@@ -244,11 +241,7 @@ describe('a master killed with SIGKILL and restarted', () => {
     await h.setStock('BERSERK-42', 'eu', 1_000);
     await killNode(layout, port);
     await startNode(layout, port);
-    await waitFor(
-      'the cluster to be ok again',
-      () => clusterStates(layout),
-      (s) => s.every((x) => x === 'ok'),
-    );
+    await clusterOk(layout);
     const ids = await placeOnEveryShard(2);
     for (const id of ids) {
       expect((await h.waitForTerminal(id)).status).toBe('COMPLETED');

@@ -64,8 +64,8 @@ export async function startHarness(options: HarnessOptions = {}) {
   const built: Deps = await createDeps(config, log);
   const deps: Deps = options.mailer ? { ...built, mailer: options.mailer } : built;
   const keys: DemoKeys = await seedDemo(config.db.url);
-  // The API gets its own fail-fast, auto-pipelined Redis connection, as api/server.ts does, so a request does not wait
-  // for a Redis that is down.
+  // The API gets its own fail-fast, auto-pipelined Redis connection, as api/server.ts does, so a request
+  // does not wait for a Redis that is down.
   const apiDeps: Deps = await createDeps({ ...config, db: { ...config.db, poolSize: 5 } }, log, {
     failFastRedis: true,
     autoPipelining: true,
