@@ -176,8 +176,9 @@ type Ticket = { region: string; sku: string; orderId: string };
 
 /**
  * The door of a flash sale (SPEC §4), for an order that holds hot SKUs: a ticket from each hot SKU's
- * admission counter (sold out → 409 at once, nothing stored), then a token from the admission gate (none
- * → 429 with the wait). The tickets are given back if the order is refused here or later in this request.
+ * admission counter (sold out → 409 at once, nothing stored; as many units waiting for the pipeline as
+ * the gate allows → 429), then a token from the admission gate (none → 429 with the wait). The tickets
+ * are given back if the order is refused here or later in this request.
  * Without Redis, or without a counter yet, the order takes the normal path: the reserve step decides.
  */
 async function admitAtTheDoor(
@@ -197,6 +198,9 @@ async function admitAtTheDoor(
         await giveBack(deps, tickets);
         return { tickets: [], retry: true };
       }
+      // The units admitted for this SKU and not reserved yet are the backlog the gate allows: when one
+      // reserves is not known here, so the buyer comes back after the shortest wait HTTP can say.
+      if (answer.outcome === 'busy') throw checkoutBusy(1_000);
       if (answer.outcome === 'sold_out') {
         throw new BusinessError(
           'sold_out',
@@ -209,17 +213,7 @@ async function admitAtTheDoor(
       tickets.push({ region, sku: sku.sku, orderId });
     }
     const waitMs = await deps.admission.takeToken();
-    if (waitMs !== null) {
-      const retryAfterSeconds = Math.max(1, Math.ceil(waitMs / 1000));
-      throw new AppError(
-        'checkout_busy',
-        'Orders for this sale are arriving faster than we can complete them; retry shortly',
-        {
-          retryable: true,
-          details: { retryAfterSeconds },
-        },
-      );
-    }
+    if (waitMs !== null) throw checkoutBusy(waitMs);
     return { tickets, retry: false };
   } catch (error) {
     await giveBack(deps, tickets);
@@ -228,6 +222,18 @@ async function admitAtTheDoor(
     deps.log.warn({ orderId, err: (error as Error).message }, 'admission unavailable (Redis); order admitted');
     return { tickets: [], retry: false };
   }
+}
+
+/** 429 with the wait rounded up to whole seconds (Retry-After has no finer unit), at least one. */
+function checkoutBusy(waitMs: number): AppError {
+  return new AppError(
+    'checkout_busy',
+    'Orders for this sale are arriving faster than we can complete them; retry shortly',
+    {
+      retryable: true,
+      details: { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) },
+    },
+  );
 }
 
 async function giveBack(deps: PlaceOrderDeps, tickets: readonly Ticket[]): Promise<void> {

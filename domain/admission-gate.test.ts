@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideGate, type GateSettings } from './admission-gate.ts';
+import { backlogCap, decideGate, type GateSettings } from './admission-gate.ts';
 
 const settings: GateSettings = { minRate: 5, backlogSeconds: 2 };
 
@@ -27,5 +27,28 @@ describe('decideGate', () => {
       ratePerSecond: 0.1,
       burst: 1,
     });
+  });
+});
+
+describe('backlogCap', () => {
+  it.each([
+    // completions/s → units that may wait for their reservation
+    { completions: 0, cap: 10, why: 'nothing measured yet (a sale’s first second): 2 s at the minimum rate' },
+    { completions: 3, cap: 10, why: 'a pipeline slower than the minimum: still the minimum' },
+    { completions: 70, cap: 140, why: '2 s of the measured rate, as the gate’s own threshold' },
+    { completions: 12.4, cap: 24, why: 'rounded down, so the gate stays open at the cap' },
+  ])('at $completions/s: $why', ({ completions, cap }) => {
+    expect(backlogCap(completions, settings)).toBe(cap);
+  });
+
+  it('lets at least one unit wait', () => {
+    expect(backlogCap(0, { minRate: 0.01, backlogSeconds: 1 })).toBe(1);
+  });
+
+  it('is the backlog the gate still lets through open', () => {
+    for (const completions of [0, 7, 70, 12.4]) {
+      const cap = backlogCap(completions, settings);
+      expect(decideGate({ backlog: cap, completionsPerSecond: completions }, settings)).toBeNull();
+    }
   });
 });

@@ -12,6 +12,8 @@ import { groupsForPipelines, type RedisClient } from '../runtime/redis.ts';
 //   held       units of tickets: admitted orders whose reservation has not happened yet
 //   untracked  units of orders in flight before their reservation that hold no ticket (placed before the
 //              SKU turned hot), as of the last seed
+//   maxHeld    the most units that may be held at once (the gate's backlog, domain/admission-gate.ts):
+//              beyond it an order is told to come back (`busy`), not admitted, however many units are left
 //   t:<order>  a ticket: "<units>:<admitted at, Redis time in s>"
 //   k:<mark>   an Idempotency-Key an order was admitted under ("<api key id>:<key>") → the order id: a
 //              request that comes again with it is a retry, which must replay the first answer, not be
@@ -30,11 +32,11 @@ import { groupsForPipelines, type RedisClient } from '../runtime/redis.ts';
 // Every script reads the time from Redis (TIME), so all API processes share one clock.
 
 /**
- * Takes a ticket: ['admitted' | 'sold_out' | 'untracked' | 'retry', units left, restock date or ''].
- * ARGV: order id, units, Idempotency-Key mark ('' without a key).
+ * Takes a ticket: ['admitted' | 'sold_out' | 'busy' | 'untracked' | 'retry', units left, restock date
+ * or '']. ARGV: order id, units, Idempotency-Key mark ('' without a key).
  */
 const admitScript = `
-local f = redis.call('HMGET', KEYS[1], 'available', 'held', 'untracked', 'restockDate')
+local f = redis.call('HMGET', KEYS[1], 'available', 'held', 'untracked', 'restockDate', 'maxHeld')
 local available, held, untracked = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
 if not available or not held or not untracked then return {'untracked', '0', ''} end
 local restock = f[4] or ''
@@ -44,6 +46,9 @@ if redis.call('HEXISTS', KEYS[1], ticket) == 1 then return {'admitted', tostring
 if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[1], 'k:' .. ARGV[3]) == 1 then return {'retry', tostring(left), restock} end
 local units = tonumber(ARGV[2])
 if left < units then return {'sold_out', tostring(math.max(left, 0)), restock} end
+-- An order larger than the cap still goes through alone.
+local cap = tonumber(f[5])
+if cap and held > 0 and held + units > cap then return {'busy', tostring(left), restock} end
 local now = redis.call('TIME')
 redis.call('HSET', KEYS[1], ticket, units .. ':' .. now[1], 'held', held + units)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'k:' .. ARGV[3], ARGV[1]) end
@@ -85,9 +90,10 @@ return 1
 `;
 
 /**
- * ARGV: available, event id, untracked, restock date, expiry ms, orphan age s, then 'done' ids, '|',
- * 'missing' ids. Done orders (reserved or ended, as of the snapshot) give back their tickets; missing ones
- * (not stored) only once older than the orphan age, as the API stores an order after taking its ticket.
+ * ARGV: available, event id, untracked, restock date, expiry ms, orphan age s, max held, then 'done' ids,
+ * '|', 'missing' ids. Done orders (reserved or ended, as of the snapshot) give back their tickets; missing
+ * ones (not stored) only once older than the orphan age, as the API stores an order after taking its
+ * ticket.
  */
 const seedScript = `${dropTicket}
 local last = tonumber(redis.call('HGET', KEYS[1], 'eventId'))
@@ -99,9 +105,10 @@ if last and last > tonumber(ARGV[2]) then
 else
   redis.call('HSET', KEYS[1], 'available', ARGV[1], 'eventId', ARGV[2], 'untracked', untracked, 'restockDate', ARGV[4])
 end
+redis.call('HSET', KEYS[1], 'maxHeld', ARGV[7])
 local now = tonumber(redis.call('TIME')[1])
 local missing = false
-for i = 7, #ARGV do
+for i = 8, #ARGV do
   if ARGV[i] == '|' then
     missing = true
   elseif not missing then
@@ -144,6 +151,8 @@ return {0, math.ceil((1 - tokens) * 1000 / rate)}
 export type AdmitAnswer =
   | { outcome: 'admitted'; left: number }
   | { outcome: 'sold_out'; left: number; restockDate: string | null }
+  /** Units are left, but as many as the gate lets wait for the pipeline are admitted already. */
+  | { outcome: 'busy' }
   /** No counter for this SKU: not hot, not seeded yet, or unreadable until the next seed. */
   | { outcome: 'untracked' }
   /** An order was admitted under this Idempotency-Key before: the request is a retry. */
@@ -191,7 +200,7 @@ export function admission(redis: RedisClient, keys: RedisKeys, registry?: Regist
   const decisions = registry
     ? new Counter({
         name: 'orderflow_admission_decisions_total',
-        help: 'Hot-SKU order lines at the door, by outcome (admitted, sold_out, untracked: no counter, retry: an Idempotency-Key admitted before), and orders refused by the gate (checkout_busy)',
+        help: 'Hot-SKU order lines at the door, by outcome (admitted, sold_out, busy: the backlog in front of the pipeline is full, untracked: no counter, retry: an Idempotency-Key admitted before), and orders refused by the gate (checkout_busy)',
         labelNames: ['outcome'] as const,
         registers: [registry],
       })
@@ -208,7 +217,7 @@ export function admission(redis: RedisClient, keys: RedisKeys, registry?: Regist
         keyMark,
       )) as [AdmitAnswer['outcome'], string, string];
       decisions?.inc({ outcome });
-      if (outcome === 'untracked' || outcome === 'retry') return { outcome };
+      if (outcome === 'untracked' || outcome === 'retry' || outcome === 'busy') return { outcome };
       if (outcome === 'admitted') return { outcome, left: Number(left) };
       return { outcome, left: Number(left), restockDate: restock === '' ? null : restock };
     },
@@ -249,7 +258,7 @@ export function admission(redis: RedisClient, keys: RedisKeys, registry?: Regist
       region: string,
       sku: string,
       seed: AdmissionSeed,
-      options: { expiryMs: number; orphanAfterSeconds: number },
+      options: { expiryMs: number; orphanAfterSeconds: number; maxHeld: number },
     ): Promise<number> {
       return (await scripted.ofSeedAdmission(
         keys.admission(region, sku),
@@ -259,6 +268,7 @@ export function admission(redis: RedisClient, keys: RedisKeys, registry?: Regist
         seed.restockDate ?? '',
         options.expiryMs,
         options.orphanAfterSeconds,
+        options.maxHeld,
         ...seed.done,
         '|',
         ...seed.missing,

@@ -1,5 +1,5 @@
 import { parseHotSku, type RedisKeys } from '../cache/keys.ts';
-import { decideGate, type GateSettings } from '../domain/admission-gate.ts';
+import { backlogCap, decideGate, type GateSettings } from '../domain/admission-gate.ts';
 import { type DeclaredSale, decideHeat, type HeatThresholds, type HotSku, isSaleActive } from '../domain/heat.ts';
 import type { InventoryEvent } from '../domain/stock-movements.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -170,12 +170,15 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
     },
 
     /**
-     * Seeds or re-seeds the admission counter of every hot SKU from PostgreSQL, drops those of SKUs that
-     * cooled down, and tunes the gate to the measured completion rate (or closes it when nothing is hot).
+     * Seeds or re-seeds the admission counter of every hot SKU from PostgreSQL (with the backlog it may
+     * hold), drops those of SKUs that cooled down, and tunes the gate to the measured completion rate (or
+     * closes it when nothing is hot).
      * Outside the exclusive section: it reads PostgreSQL, and each seed is one snapshot on its own.
      */
     async syncAdmission(): Promise<void> {
       const expiryMs = settings.admission.reseedEveryMs * 5;
+      const completionsPerSecond = completionRate(Date.now());
+      const maxHeld = backlogCap(completionsPerSecond, settings.admission.gate);
       for (const [field, { region, sku }] of counted) {
         // A state forgotten since it cooled: its counter goes too.
         if (!states.has(field)) {
@@ -195,6 +198,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
         const held = await deps.admission.seed(state.region, state.sku, seed, {
           expiryMs,
           orphanAfterSeconds: ORPHAN_TICKET_SECONDS,
+          maxHeld,
         });
         backlog += held;
         if (!counted.has(field)) {
@@ -206,7 +210,6 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
           );
         }
       }
-      const completionsPerSecond = completionRate(Date.now());
       const gate = counted.size === 0 ? null : decideGate({ backlog, completionsPerSecond }, settings.admission.gate);
       metrics.gate(gate?.ratePerSecond ?? 0, completionsPerSecond, backlog);
       if (gate) await deps.admission.publishGate({ ...gate, expiryMs });

@@ -244,19 +244,29 @@ describe('the admission counter of a hot SKU', () => {
 
 describe('the admission gate', () => {
   it('closes to the completion rate while admitted orders pile up in front of the pipeline, and opens as they drain', async () => {
-    // A gate that closes at the first unit waiting (1 s of work at 0.01 orders/s is less than one unit).
+    // One SKU's own backlog is capped at the gate's threshold (the test below); the bucket closes on the
+    // backlog of a sale's SKUs together. Here one order of two units, for one SKU of a three-SKU sale,
+    // is more than 1 s of work at 0.01 orders/s, and the others are bought.
+    const [waitingSku, firstSku, nextSku] = ['CHAINSAW-05', 'BERSERK-42', 'VAGABOND-VIZBIG-01'];
+    for (const sku of [waitingSku, firstSku, nextSku]) await h.setStock(sku, 'us', 20);
     await startController({ admission: { reseedEveryMs: 100, gate: { minRate: 0.01, backlogSeconds: 1 } } });
-    await declareSale('CHAINSAW-05', 'us');
+    await declareSaleOf(h.deps.db, {
+      name: 'door: the gate',
+      region: 'us',
+      skus: [waitingSku, firstSku, nextSku],
+      purchaseLimit: null,
+    });
+    const seeded = async (sku: string) => (await h.deps.redis.hget(keys.admission('us', sku), 'available')) !== null;
     await waitFor(
-      async () => (await h.deps.redis.hget(keys.admission('us', 'CHAINSAW-05'), 'available')) !== null,
+      async () => (await seeded(waitingSku)) && (await seeded(firstSku)) && (await seeded(nextSku)),
       'seeded',
     );
     expect(await h.deps.redis.exists(keys.admissionGate)).toBe(0);
 
-    // Two admitted orders that have not reserved yet (taken as the API takes them, not stored yet).
-    const waiting = ['00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b'];
-    for (const id of waiting)
-      expect((await h.deps.admission.admit('us', 'CHAINSAW-05', id, 1)).outcome).toBe('admitted');
+    // An admitted order that has not reserved yet (taken as the API takes it, not stored): larger than
+    // its SKU's cap of one unit, it is let through alone.
+    const waiting = '00000000-0000-4000-8000-00000000000a';
+    expect((await h.deps.admission.admit('us', waitingSku, waiting, 2)).outcome).toBe('admitted');
     // Closed at the completion rate, here the minimum once the orders of the tests before have left the
     // 5 s window in which completions are counted.
     const gate = await waitFor(async () => {
@@ -265,23 +275,57 @@ describe('the admission gate', () => {
     }, 'the gate closes to the minimum rate');
     expect(Number(gate.burst)).toBe(1);
     // One order goes through on the burst; the next is told to come back in about 100 s (1 / 0.01 orders/s).
-    const buyUs = (customer: number) =>
-      h.placeOrder(
-        orderBody({ region: 'us', items: [{ sku: 'CHAINSAW-05', quantity: 1 }] }),
-        h.keys.customers[customer]!.apiKey,
-      );
-    const through = await buyUs(0);
+    const buyUs = (sku: string, customer: number) =>
+      h.placeOrder(orderBody({ region: 'us', items: [{ sku, quantity: 1 }] }), h.keys.customers[customer]!.apiKey);
+    const through = await buyUs(firstSku, 0);
     expect(through.status).toBe(201);
-    const held = await buyUs(1);
+    const held = await buyUs(nextSku, 1);
     expect(held.status).toBe(429);
     expect(held.body.error.code).toBe('checkout_busy');
     expect(Number(held.headers.get('retry-after'))).toBeGreaterThanOrEqual(90);
 
     // The backlog drains (here: given back): the gate opens at the next re-seed.
-    for (const id of waiting) await h.deps.admission.giveBack('us', 'CHAINSAW-05', id);
+    await h.deps.admission.giveBack('us', waitingSku, waiting);
     await h.waitForTerminal(through.body.id);
     await waitFor(async () => (await h.deps.redis.exists(keys.admissionGate)) === 0, 'the gate opens');
-    expect((await buyUs(1)).status).toBe(201);
+    expect((await buyUs(nextSku, 1)).status).toBe(201);
+    await h.waitForQuiet();
+  });
+
+  it('lets no more units wait for the pipeline than its backlog, from the first order of a sale', async () => {
+    const sku = 'VAGABOND-VIZBIG-01';
+    await h.setStock(sku, 'eu', 10);
+    // A backlog of 1 s at 2 orders/s: two units may wait for their reservation. No completion has been
+    // measured for this SKU: the cap holds from the seed on, before the controller knows any rate.
+    await startController({ admission: { reseedEveryMs: 100, gate: { minRate: 2, backlogSeconds: 1 } } });
+    await declareSale(sku);
+    await waitFor(async () => (await counter(sku)).maxHeld === '2' && (await left(sku)) === 10, 'seeded, capped at 2');
+
+    // Two admitted orders that have not reserved yet (taken as the API takes them, not stored).
+    const waiting = ['00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-8000-0000000000c2'];
+    for (const id of waiting) expect((await h.deps.admission.admit('eu', sku, id, 1)).outcome).toBe('admitted');
+    const before = await orderCount(sku);
+    const held = await buy(sku, 0);
+    expect(held.status).toBe(429);
+    expect(held.body.error.code).toBe('checkout_busy');
+    expect(held.headers.get('retry-after')).toBe('1');
+    // Nothing stored, no ticket taken, and the units are still there for whoever comes back.
+    expect(await orderCount(sku)).toBe(before);
+    expect((await counter(sku)).held).toBe('2');
+    expect(await left(sku)).toBe(8);
+
+    // One waiting order moves on (here: gives its ticket back): the next buyer gets in.
+    await h.deps.admission.giveBack('eu', sku, waiting[0]!);
+    const through = await buy(sku, 0);
+    expect(through.status).toBe(201);
+    await h.deps.admission.giveBack('eu', sku, waiting[1]!);
+    expect((await h.waitForTerminal(through.body.id)).status).toBe('COMPLETED');
+    await waitFor(async () => (await counter(sku)).held === '0', 'the ticket turned into a reservation');
+
+    // An order larger than the backlog is not refused forever: it goes through when nothing waits.
+    const large = await buy(sku, 1, 3);
+    expect(large.status).toBe(201);
+    expect((await h.waitForTerminal(large.body.id)).status).toBe('COMPLETED');
     await h.waitForQuiet();
   });
 
