@@ -49,14 +49,17 @@ export async function placeOrder(
   idempotencyKey: string | undefined,
 ): Promise<PlaceOrderResult> {
   const customerId = await resolveCustomer(deps.db, caller, request.customerId);
-  const hot = await hotLines(deps, request);
   const keyRef = idempotencyKey ? { apiKeyId: caller.apiKeyId, key: idempotencyKey } : undefined;
   const id = randomUUID();
   // A flash sale's door comes first, so a sold-out answer costs PostgreSQL nothing. A request whose
   // Idempotency-Key was admitted before is a retry: its key is claimed first, so it replays its first
   // answer, sold out or not, and only a request that the claim lets through meets the door again.
+  // The hot list and the door's counters are asked at once (one write on the API's auto-pipelined
+  // connection): only a SKU the controller holds hot has a counter, so the line of any other SKU comes
+  // back untracked, and a sold-out answer waits for one round trip to Redis, not two.
   const keyMark = keyRef ? `${keyRef.apiKeyId}:${keyRef.key}` : '';
-  const door = await admitAtTheDoor(deps, id, request.region, hot, keyMark);
+  const [hot, door] = await Promise.all([hotLines(deps, request), takeTickets(deps, id, request, keyMark)]);
+  if (!door.retry) await passTheGate(deps, hot, door.tickets);
   let tickets = door.tickets;
   let claimed = false;
   try {
@@ -81,7 +84,10 @@ export async function placeOrder(
         );
       }
       claimed = true;
-      if (door.retry) tickets = (await admitAtTheDoor(deps, id, request.region, hot, '')).tickets;
+      if (door.retry) {
+        tickets = (await takeTickets(deps, id, request, '')).tickets;
+        await passTheGate(deps, hot, tickets);
+      }
     }
     const body: OrderAccepted = {
       id,
@@ -175,24 +181,22 @@ async function enqueue(deps: PlaceOrderDeps, id: string, customerId: string, sna
 type Ticket = { region: string; sku: string; orderId: string };
 
 /**
- * The door of a flash sale (SPEC §4), for an order that holds hot SKUs: a ticket from each hot SKU's
- * admission counter (sold out → 409 at once, nothing stored; as many units waiting for the pipeline as
- * the gate allows → 429), then a token from the admission gate (none → 429 with the wait). The tickets
- * are given back if the order is refused here or later in this request.
- * Without Redis, or without a counter yet, the order takes the normal path: the reserve step decides.
+ * The door of a flash sale (SPEC §4): a ticket from the admission counter of each line's SKU, which only
+ * a hot SKU has (sold out → 409 at once, nothing stored; as many units waiting for the pipeline as the
+ * gate allows → 429). The tickets are given back if the order is refused here or later in this request.
+ * Without Redis, or without a counter, the line takes the normal path: the reserve step decides.
  */
-async function admitAtTheDoor(
+async function takeTickets(
   deps: PlaceOrderDeps,
   orderId: string,
-  region: string,
-  hot: ReadonlyArray<{ hot: HotSku; quantity: number }>,
+  request: OrderRequest,
   keyMark: string,
 ): Promise<{ tickets: Ticket[]; retry: boolean }> {
-  if (hot.length === 0) return { tickets: [], retry: false };
+  const region = request.region;
   const tickets: Ticket[] = [];
   try {
-    for (const { hot: sku, quantity } of hot) {
-      const answer = await deps.admission.admit(region, sku.sku, orderId, quantity, keyMark);
+    for (const { sku, quantity } of request.items) {
+      const answer = await deps.admission.admit(region, sku, orderId, quantity, keyMark);
       if (answer.outcome === 'untracked') continue;
       if (answer.outcome === 'retry') {
         await giveBack(deps, tickets);
@@ -205,15 +209,13 @@ async function admitAtTheDoor(
         throw new BusinessError(
           'sold_out',
           answer.left > 0
-            ? `Only ${answer.left} of ${sku.sku} left, fewer than the ${quantity} ordered`
-            : `${sku.sku} is sold out${answer.restockDate ? `; more is expected on ${answer.restockDate}` : ''}`,
-          { sku: sku.sku, region, left: answer.left, restockDate: answer.restockDate },
+            ? `Only ${answer.left} of ${sku} left, fewer than the ${quantity} ordered`
+            : `${sku} is sold out${answer.restockDate ? `; more is expected on ${answer.restockDate}` : ''}`,
+          { sku, region, left: answer.left, restockDate: answer.restockDate },
         );
       }
-      tickets.push({ region, sku: sku.sku, orderId });
+      tickets.push({ region, sku, orderId });
     }
-    const waitMs = await deps.admission.takeToken();
-    if (waitMs !== null) throw checkoutBusy(waitMs);
     return { tickets, retry: false };
   } catch (error) {
     await giveBack(deps, tickets);
@@ -222,6 +224,28 @@ async function admitAtTheDoor(
     deps.log.warn({ orderId, err: (error as Error).message }, 'admission unavailable (Redis); order admitted');
     return { tickets: [], retry: false };
   }
+}
+
+/**
+ * Then the admission gate, for an order that holds hot SKUs (with a counter or not yet): a token from its
+ * bucket, or 429 with the wait until the next one, the order's tickets given back.
+ */
+async function passTheGate(
+  deps: PlaceOrderDeps,
+  hot: ReadonlyArray<{ hot: HotSku; quantity: number }>,
+  tickets: readonly Ticket[],
+): Promise<void> {
+  if (hot.length === 0) return;
+  let waitMs: number | null;
+  try {
+    waitMs = await deps.admission.takeToken();
+  } catch (error) {
+    deps.log.warn({ err: (error as Error).message }, 'admission gate unavailable (Redis); order let through');
+    return;
+  }
+  if (waitMs === null) return;
+  await giveBack(deps, tickets);
+  throw checkoutBusy(waitMs);
 }
 
 /** 429 with the wait rounded up to whole seconds (Retry-After has no finer unit), at least one. */

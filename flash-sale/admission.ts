@@ -200,7 +200,7 @@ export function admission(redis: RedisClient, keys: RedisKeys, registry?: Regist
   const decisions = registry
     ? new Counter({
         name: 'orderflow_admission_decisions_total',
-        help: 'Hot-SKU order lines at the door, by outcome (admitted, sold_out, busy: the backlog in front of the pipeline is full, untracked: no counter, retry: an Idempotency-Key admitted before), and orders refused by the gate (checkout_busy)',
+        help: 'Order lines of SKUs with an admission counter at the door, by outcome (admitted, sold_out, busy: the backlog in front of the pipeline is full, retry: an Idempotency-Key admitted before), and orders refused by the gate (checkout_busy)',
         labelNames: ['outcome'] as const,
         registers: [registry],
       })
@@ -216,7 +216,8 @@ export function admission(redis: RedisClient, keys: RedisKeys, registry?: Regist
         units,
         keyMark,
       )) as [AdmitAnswer['outcome'], string, string];
-      decisions?.inc({ outcome });
+      // Every line of every order asks (see api/place-order.ts): one without a counter is not a decision.
+      if (outcome !== 'untracked') decisions?.inc({ outcome });
       if (outcome === 'untracked' || outcome === 'retry' || outcome === 'busy') return { outcome };
       if (outcome === 'admitted') return { outcome, left: Number(left) };
       return { outcome, left: Number(left), restockDate: restock === '' ? null : restock };
