@@ -10,12 +10,14 @@ import { type ChatSettings, defaultChatSettings, defaultReturnSettings, type Ret
 import type { Deps } from '../runtime/deps.ts';
 import { collectDeadLetters, collectQueueDepth } from '../runtime/metrics.ts';
 import { findApiKey } from '../sql/api-keys.ts';
+import { findSellableItems } from '../sql/catalog.ts';
 import { BULL_BOARD_PATH, isBullBoardPath, mountBullBoard } from './admin.ts';
 import { adminInventoryRoutes } from './admin-inventory.ts';
 import { adminReturnRoutes } from './admin-returns.ts';
 import { cacheKeyLookups } from './api-key-cache.ts';
 import { type AuthEnv, apiKeyAuth, type Caller } from './auth.ts';
 import { limitBodySize } from './body-limit.ts';
+import { cacheSellableItems } from './catalog-cache.ts';
 import { chatRoutes } from './chat.ts';
 import { chatDemoRoutes } from './chat-demo.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
@@ -69,6 +71,10 @@ export function createApp(deps: AppDeps) {
     },
     { ttlMs: deps.apiKeyCacheTtlMs ?? 60_000, maxEntries: 10_000 },
   );
+  const findSellable = cacheSellableItems((region, skus) => findSellableItems(deps.db, region, skus), {
+    ttlMs: 60_000,
+    maxEntries: 10_000,
+  });
 
   app.use(requestId());
   app.use(httpMetrics({ registry: deps.registry }));
@@ -104,7 +110,7 @@ export function createApp(deps: AppDeps) {
     : undefined;
   if (limitRate)
     for (const path of ['/orders/*', '/customers/*', '/inventory/*', '/returns/*']) app.use(path, limitRate);
-  app.route('/orders', orderRoutes(deps));
+  app.route('/orders', orderRoutes({ ...deps, findSellable }));
   app.route('/', readRoutes(deps));
   const returnDeps = {
     ...deps,

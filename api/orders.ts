@@ -18,7 +18,7 @@ const placeOrderRoute = createRoute({
   operationId: 'placeOrder',
   summary: 'Place an order',
   description:
-    'Prices the order from the catalog (a client-sent price, total or status is refused), stores it as PENDING and starts its pipeline. With an `Idempotency-Key`, the same key and body replay the first answer; a different body is 422; a key still in flight is 409.',
+    'Prices the order from the catalog (a client-sent price, total or status is refused), stores it as PENDING and starts its pipeline. With an `Idempotency-Key`, the same key and body replay the first answer (a request racing the first waits for it); a different body is 422; a key another kind of request still holds in flight is 409.',
   security: apiKey,
   request: {
     // Checked by the handler, after the body, with the message it has always had.

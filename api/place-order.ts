@@ -8,11 +8,12 @@ import type { Admission } from '../flash-sale/admission.ts';
 import type { OrderQueues } from '../queues/order-queues.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { RedisClient } from '../runtime/redis.ts';
-import { findCustomerEmail, findSellableItems } from '../sql/catalog.ts';
+import { findCustomerEmail } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
-import { claimIdempotencyKey, releaseIdempotencyKey } from '../sql/idempotency-keys.ts';
+import { readIdempotencyKey } from '../sql/idempotency-keys.ts';
 import { insertOrder, lockCustomerSku, type OrderSnapshot, unitsOrderedSince } from '../sql/orders.ts';
 import type { Caller } from './auth.ts';
+import type { FindSellable } from './catalog-cache.ts';
 import type { OrderRequest } from './order-request.ts';
 
 export type PlaceOrderDeps = {
@@ -24,6 +25,8 @@ export type PlaceOrderDeps = {
   log: Logger;
   idempotencyStaleAfterMs: number;
   invalidateOrder(orderId: string, customerId?: string): Promise<void>;
+  /** The catalog rows an order is priced from (api/catalog-cache.ts). */
+  findSellable: FindSellable;
 };
 export type PlaceOrderResult = { status: number; body: OrderAccepted; replayed: boolean };
 export type OrderAccepted = {
@@ -39,7 +42,7 @@ export type OrderAccepted = {
 
 /**
  * Accepts an order: prices it from the catalog, stores it as PENDING with its history row (and the
- * Idempotency-Key's stored answer) in one transaction, then enqueues it. The order is durable before it
+ * Idempotency-Key with its answer) in one statement, then enqueues it. The order is durable before it
  * is enqueued; if Redis is down at that moment the caller still gets 201 and the reconciler enqueues it.
  */
 export async function placeOrder(
@@ -52,93 +55,110 @@ export async function placeOrder(
   const keyRef = idempotencyKey ? { apiKeyId: caller.apiKeyId, key: idempotencyKey } : undefined;
   const id = randomUUID();
   // A flash sale's door comes first, so a sold-out answer costs PostgreSQL nothing. A request whose
-  // Idempotency-Key was admitted before is a retry: its key is claimed first, so it replays its first
-  // answer, sold out or not, and only a request that the claim lets through meets the door again.
+  // Idempotency-Key was admitted before is a retry: its key is looked up first, so it replays its first
+  // answer, sold out or not, and only a request whose key has no answer meets the door again.
   // The hot list and the door's counters are asked at once (one write on the API's auto-pipelined
   // connection): only a SKU the controller holds hot has a counter, so the line of any other SKU comes
   // back untracked, and a sold-out answer waits for one round trip to Redis, not two.
   const keyMark = keyRef ? `${keyRef.apiKeyId}:${keyRef.key}` : '';
   const [hot, door] = await Promise.all([hotLines(deps, request), takeTickets(deps, id, request, keyMark)]);
-  if (!door.retry) await passTheGate(deps, hot, door.tickets);
+  const requestHash = keyRef ? hashRequest(customerId, request) : '';
   let tickets = door.tickets;
-  let claimed = false;
   try {
-    const priced = await priceFromCatalog(deps.db, request);
-    if (keyRef) {
-      const claim = await claimIdempotencyKey(deps.db, {
+    if (door.retry && keyRef) {
+      // Admitted under this key before: the first answer, if there is one, whatever the stock is now.
+      const known = await readIdempotencyKey(deps.db, { ...keyRef, requestHash });
+      if (known) return answerFromKey(known);
+      tickets = (await takeTickets(deps, id, request, '')).tickets;
+    }
+    await passTheGate(deps, hot, tickets);
+    // Priced from the cached catalog first; the statement that stores the order checks the prices, and
+    // when one changed meanwhile the order is priced again from PostgreSQL. The key is claimed by that
+    // same statement: taken already, it is answered as the first request was.
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const priced = await priceFromCatalog(deps, request, attempt > 1);
+      const body: OrderAccepted = {
+        id,
+        status: 'PENDING',
+        customerId,
+        region: request.region,
+        currency: priced.currency,
+        totalCents: priced.totalCents,
+        items: priced.lines.map((l) => ({
+          sku: l.sku,
+          name: l.name,
+          quantity: l.quantity,
+          unitPriceCents: l.unit_price_cents,
+          lineTotalCents: l.quantity * l.unit_price_cents,
+        })),
+        links: { self: `/orders/${id}` },
+      };
+      const order = {
+        id,
+        customerId,
+        region: request.region,
+        currency: priced.currency,
+        totalCents: priced.totalCents,
+        shippingAddress: request.shippingAddress,
+        paymentToken: request.payment.token,
+        items: priced.lines,
+      };
+      const actor = `api:${caller.name}`;
+      const claim = keyRef && {
         ...keyRef,
-        requestHash: hashRequest(customerId, request),
+        requestHash,
         staleAfterMs: deps.idempotencyStaleAfterMs,
-      });
-      if (claim.state === 'replay') {
-        await giveBack(deps, tickets); // a concurrent request with the same key was first
-        return { status: claim.status, body: claim.body as OrderAccepted, replayed: true };
+        status: 201,
+        body,
+      };
+      // One statement (its own transaction); purchase limits need a transaction around it, with the
+      // customer's lock.
+      const inserted =
+        hot.length === 0
+          ? await insertOrder(deps.db, order, actor, claim)
+          : await deps.db.transaction(async (tx) => {
+              await enforcePurchaseLimits(tx, customerId, request.region, hot);
+              return insertOrder(tx, order, actor, claim);
+            });
+      if (inserted.placed) {
+        await enqueue(deps, id, customerId, inserted.snapshot);
+        return { status: 201, body, replayed: false };
       }
-      if (claim.state === 'mismatch') {
-        throw new AppError('idempotency_key_reused', 'This Idempotency-Key was used with a different request body');
-      }
-      if (claim.state === 'in_flight') {
-        throw new AppError(
-          'idempotency_key_in_flight',
-          'A request with this Idempotency-Key is still being processed; retry shortly',
-        );
-      }
-      claimed = true;
-      if (door.retry) {
-        tickets = (await takeTickets(deps, id, request, '')).tickets;
-        await passTheGate(deps, hot, tickets);
+      if (inserted.reason === 'key_taken' && keyRef) {
+        const known = await readIdempotencyKey(deps.db, { ...keyRef, requestHash });
+        if (known) {
+          await giveBack(deps, tickets); // a request with the same key was first
+          return answerFromKey(known);
+        }
+        // Released between the two statements (a request of another kind that failed): try again.
       }
     }
-    const body: OrderAccepted = {
-      id,
-      status: 'PENDING',
-      customerId,
-      region: request.region,
-      currency: priced.currency,
-      totalCents: priced.totalCents,
-      items: priced.lines.map((l) => ({
-        sku: l.sku,
-        name: l.name,
-        quantity: l.quantity,
-        unitPriceCents: l.unit_price_cents,
-        lineTotalCents: l.quantity * l.unit_price_cents,
-      })),
-      links: { self: `/orders/${id}` },
-    };
-    const order = {
-      id,
-      customerId,
-      region: request.region,
-      currency: priced.currency,
-      totalCents: priced.totalCents,
-      shippingAddress: request.shippingAddress,
-      paymentToken: request.payment.token,
-      items: priced.lines,
-    };
-    const actor = `api:${caller.name}`;
-    const answer = keyRef && { ...keyRef, status: 201, body };
-    // The order, its lines, its history and the Idempotency-Key's stored answer are one statement (its
-    // own transaction); purchase limits need a transaction around it, with the customer's lock.
-    const snapshot: OrderSnapshot =
-      hot.length === 0
-        ? await insertOrder(deps.db, order, actor, answer)
-        : await deps.db.transaction(async (tx) => {
-            await enforcePurchaseLimits(tx, customerId, request.region, hot);
-            return insertOrder(tx, order, actor, answer);
-          });
-    await enqueue(deps, id, customerId, snapshot);
-    return { status: 201, body, replayed: false };
+    // The catalog (or the key) changed under every attempt: rare enough to let the client retry.
+    throw new AppError('conflict', 'The catalog changed while this order was being placed; retry');
   } catch (error) {
     await giveBack(deps, tickets);
-    if (claimed && keyRef) await releaseIdempotencyKey(deps.db, keyRef).catch(() => {});
     throw error;
   }
 }
 
+/** A request whose Idempotency-Key is taken: the first answer, or why it cannot have one. */
+function answerFromKey(known: NonNullable<Awaited<ReturnType<typeof readIdempotencyKey>>>): PlaceOrderResult {
+  if (known.state === 'mismatch') {
+    throw new AppError('idempotency_key_reused', 'This Idempotency-Key was used with a different request body');
+  }
+  if (known.state === 'in_flight') {
+    throw new AppError(
+      'idempotency_key_in_flight',
+      'A request with this Idempotency-Key is still being processed; retry shortly',
+    );
+  }
+  return { status: known.status, body: known.body as OrderAccepted, replayed: true };
+}
+
 /** Prices the order from the catalog; every line must be a SKU we sell in the order's region. */
-async function priceFromCatalog(db: Db, request: OrderRequest) {
+async function priceFromCatalog(deps: PlaceOrderDeps, request: OrderRequest, fresh: boolean) {
   const skus = request.items.map((i) => i.sku);
-  const catalog = await findSellableItems(db, request.region, skus);
+  const catalog = await deps.findSellable(request.region, skus, { fresh });
   const priced = priceOrder(request.items, catalog);
   if (!priced.ok) throw new ValidationError('The order refers to things we do not sell', priced.problems);
   const stocked = new Set(catalog.filter((c) => c.stocked).map((c) => c.sku));

@@ -17,7 +17,7 @@ import { groupsForPipelines, type RedisClient } from '../runtime/redis.ts';
 //   t:<order>  a ticket: "<units>:<admitted at, Redis time in s>"
 //   k:<mark>   an Idempotency-Key an order was admitted under ("<api key id>:<key>") → the order id: a
 //              request that comes again with it is a retry, which must replay the first answer, not be
-//              told sold_out (so it goes the way of every retry: its key is claimed in PostgreSQL first)
+//              told sold_out (so its key is looked up in PostgreSQL first, for the answer it had)
 // A reservation turns a ticket into a drop of `available` (same event); a failed or cancelled order
 // gives its ticket back; a release or restock raises `available`. Every few seconds the controller
 // re-seeds the whole hash from one PostgreSQL snapshot, which corrects any drift. PostgreSQL still decides

@@ -1,3 +1,4 @@
+import type { FragmentSqlToken } from 'slonik';
 import { z } from 'zod';
 import { type Db, sql, type Tx } from './database.ts';
 
@@ -27,35 +28,66 @@ export async function claimIdempotencyKey(
     INSERT INTO idempotency_keys (api_key_id, key, request_hash, state)
     VALUES (${k.apiKeyId}, ${k.key}, ${k.requestHash}, 'in_flight')
     ON CONFLICT (api_key_id, key) DO UPDATE SET locked_at = clock_timestamp()
-      WHERE idempotency_keys.state = 'in_flight'
-        AND idempotency_keys.request_hash = EXCLUDED.request_hash
-        AND idempotency_keys.locked_at < clock_timestamp() - make_interval(secs => ${k.staleAfterMs / 1000})
+      WHERE ${takeOverStale(k.staleAfterMs)}
     RETURNING key`);
   if (claimed) return { state: 'claimed' };
-  // A separate statement: it sees the row a concurrent claim has just committed, which the INSERT's
-  // snapshot could not.
+  return (await readIdempotencyKey(db, k)) ?? claimIdempotencyKey(db, k); // released meanwhile: again
+}
+
+/**
+ * What a key that is taken says to a request: its stored answer, another body, or still in flight; null
+ * when there is no such key. A statement of its own: it sees the row a concurrent request has just
+ * committed, which the snapshot of that request's INSERT could not.
+ */
+export async function readIdempotencyKey(
+  db: Db,
+  k: { apiKeyId: number; key: string; requestHash: string },
+): Promise<Exclude<IdempotencyClaim, { state: 'claimed' }> | null> {
   const row = await db.maybeOne(sql.type(keyRow)`
     SELECT request_hash, state, response_status, response_body
     FROM idempotency_keys WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key}`);
-  if (!row) return claimIdempotencyKey(db, k); // released between the two statements: try again
+  if (!row) return null;
   if (row.request_hash !== k.requestHash) return { state: 'mismatch' };
   if (row.state === 'in_flight') return { state: 'in_flight' };
   return { state: 'replay', status: row.response_status ?? 200, body: row.response_body };
 }
 
-export type IdempotentAnswer = { apiKeyId: number; key: string; status: number; body: unknown };
-
-/** The UPDATE that stores a claimed key's response: a statement, or a step of a larger one (insertOrder). */
-export function storeAnswer(k: IdempotentAnswer) {
-  return sql.fragment`
-    UPDATE idempotency_keys
-    SET state = 'done', response_status = ${k.status}, response_body = ${sql.jsonb(k.body as never)}
-    WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key} AND state = 'in_flight'`;
+/** A claim left in flight by a crashed process, for the same request, may be taken over once stale. */
+function takeOverStale(staleAfterMs: number) {
+  return sql.fragment`idempotency_keys.state = 'in_flight'
+        AND idempotency_keys.request_hash = EXCLUDED.request_hash
+        AND idempotency_keys.locked_at < clock_timestamp() - make_interval(secs => ${staleAfterMs / 1000})`;
 }
 
-/** Stores the response, in the same transaction as the work it describes. */
+/**
+ * Claims a key with its answer already stored, as a step of the statement that does the work (insertOrder):
+ * the key and the work commit together, so no claim is ever left in flight. Its rows: the key, if claimed.
+ * A concurrent request with the same key waits for this one to commit, then finds the key taken.
+ * `when`: a condition the work is done under (nothing is claimed without it).
+ */
+export function claimWithAnswer(
+  k: IdempotentAnswer & { requestHash: string; staleAfterMs: number },
+  when: FragmentSqlToken,
+) {
+  return sql.fragment`
+    INSERT INTO idempotency_keys (api_key_id, key, request_hash, state, response_status, response_body)
+    SELECT ${k.apiKeyId}, ${k.key}, ${k.requestHash}, 'done', ${k.status}, ${sql.jsonb(k.body as never)}
+    WHERE ${when}
+    ON CONFLICT (api_key_id, key) DO UPDATE SET
+      state = 'done', response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body,
+      locked_at = clock_timestamp()
+      WHERE ${takeOverStale(k.staleAfterMs)}
+    RETURNING key`;
+}
+
+export type IdempotentAnswer = { apiKeyId: number; key: string; status: number; body: unknown };
+
+/** Stores the response of a claimed key, in the same transaction as the work it describes. */
 export async function completeIdempotencyKey(tx: Tx, k: IdempotentAnswer): Promise<void> {
-  await tx.query(sql.typeAlias('void')`${storeAnswer(k)}`);
+  await tx.query(sql.typeAlias('void')`
+    UPDATE idempotency_keys
+    SET state = 'done', response_status = ${k.status}, response_body = ${sql.jsonb(k.body as never)}
+    WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key} AND state = 'in_flight'`);
 }
 
 /** Lets the client try again with the same key after a request that did nothing (it failed). */

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransientError } from '../domain/errors.ts';
 import type { PaymentGateway } from '../providers/payment-gateway.ts';
 import type { StepJobData } from '../queues/order-workflow.ts';
+import { findSellableItems } from '../sql/catalog.ts';
 import { listCompensations, recordCompensation } from '../sql/compensations.ts';
 import { listDeadLetters } from '../sql/dead-letters.ts';
 import { insertOrder } from '../sql/orders.ts';
@@ -25,21 +26,25 @@ afterAll(async () => {
 
 async function newOrder(sku: string): Promise<StepJobData> {
   const orderId = randomUUID();
-  const order = await insertOrder(
+  const [item] = await findSellableItems(h.deps.db, 'eu', [sku]);
+  const inserted = await insertOrder(
     h.deps.db,
     {
       id: orderId,
       customerId: 'cust_ada',
       region: 'eu',
-      currency: 'EUR',
-      totalCents: 4999,
+      currency: item!.currency,
+      totalCents: item!.price_cents,
       shippingAddress: { name: 'A', line1: '1 St', city: 'L', postalCode: 'N1', country: 'GB' },
       paymentToken: '4242424242424242',
-      items: [{ sku, name: sku, quantity: 1, unit_price_cents: 4999, final_sale: false }],
+      items: [
+        { sku, name: item!.name, quantity: 1, unit_price_cents: item!.price_cents, final_sale: item!.final_sale },
+      ],
     },
     'test',
   );
-  return { orderId, generation: 1, round: 0, order };
+  if (!inserted.placed) throw new Error(`order for ${sku} not stored: ${inserted.reason}`);
+  return { orderId, generation: 1, round: 0, order: inserted.snapshot };
 }
 
 /** What the BullMQ adapter (workers/step-processor.ts) does with an outcome that needs more work. */

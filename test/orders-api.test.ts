@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseOrderRequest } from '../api/order-request.ts';
 import { hashRequest } from '../api/place-order.ts';
 import { findApiKey } from '../sql/api-keys.ts';
+import { upsertCatalogItem } from '../sql/catalog.ts';
 import { claimIdempotencyKey } from '../sql/idempotency-keys.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 
@@ -137,16 +138,37 @@ describe('Idempotency-Key', () => {
     expect(res.body.error.code).toBe('idempotency_key_in_flight');
   });
 
-  it('creates one order when two requests with the same key race', async () => {
+  it('creates one order when three requests with the same key race, and answers them all with it', async () => {
     const before = await orderCount();
     const body = orderBody({ items: [{ sku: 'CHAINSAW-05', quantity: 1 }] });
     const results = await Promise.all(
       [1, 2, 3].map(() => h.placeOrder(body, h.customerKey, { 'idempotency-key': 'race-1' })),
     );
-    for (const r of results) expect([201, 409]).toContain(r.status);
-    const created = results.filter((r) => r.status === 201);
-    expect(new Set(created.map((r) => r.body.id)).size).toBe(1);
+    // The key is claimed by the statement that stores the order: the others wait for it, then replay.
+    expect(results.map((r) => r.status)).toEqual([201, 201, 201]);
+    expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
+    expect(results.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(2);
     expect(await orderCount()).toBe(before + 1);
+  });
+});
+
+describe('prices', () => {
+  it("charges the catalog's price of the moment, even one the API has not seen yet", async () => {
+    const berserk = { sku: 'BERSERK-42', name: 'Berserk, Vol. 42', currency: 'EUR', final_sale: false };
+    const first = await h.placeOrder(orderBody({ items: [{ sku: 'BERSERK-42', quantity: 2 }] }));
+    expect(first.body.totalCents).toBe(2 * 1999);
+    // The API remembers the catalog rows it priced from; the price changes behind its back.
+    await upsertCatalogItem(h.deps.db, { ...berserk, price_cents: 2199 });
+    try {
+      const second = await h.placeOrder(orderBody({ items: [{ sku: 'BERSERK-42', quantity: 2 }] }));
+      expect(second.status).toBe(201);
+      expect(second.body.totalCents).toBe(2 * 2199);
+      expect(second.body.items[0]).toMatchObject({ unitPriceCents: 2199, lineTotalCents: 2 * 2199 });
+      const stored = await h.request('GET', `/orders/${second.body.id}`, { key: h.customerKey });
+      expect(stored.body).toMatchObject({ totalCents: 2 * 2199 });
+    } finally {
+      await upsertCatalogItem(h.deps.db, { ...berserk, price_cents: 1999 });
+    }
   });
 });
 
