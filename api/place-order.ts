@@ -10,7 +10,7 @@ import type { Logger } from '../runtime/logger.ts';
 import type { RedisClient } from '../runtime/redis.ts';
 import { findCustomerEmail } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
-import { readIdempotencyKey } from '../sql/idempotency-keys.ts';
+import { readIdempotencyKey, type TakenKey } from '../sql/idempotency-keys.ts';
 import { insertOrder, lockCustomerSku, type OrderSnapshot, unitsOrderedSince } from '../sql/orders.ts';
 import type { Caller } from './auth.ts';
 import type { FindSellable } from './catalog-cache.ts';
@@ -72,6 +72,7 @@ export async function placeOrder(
       tickets = (await takeTickets(deps, id, request, '')).tickets;
     }
     await passTheGate(deps, hot, tickets);
+    const actor = `api:${caller.name}`;
     // Priced from the cached catalog first; the statement that stores the order checks the prices, and
     // when one changed meanwhile the order is priced again from PostgreSQL. The key is claimed by that
     // same statement: taken already, it is answered as the first request was.
@@ -103,7 +104,6 @@ export async function placeOrder(
         paymentToken: request.payment.token,
         items: priced.lines,
       };
-      const actor = `api:${caller.name}`;
       const claim = keyRef && {
         ...keyRef,
         requestHash,
@@ -142,7 +142,7 @@ export async function placeOrder(
 }
 
 /** A request whose Idempotency-Key is taken: the first answer, or why it cannot have one. */
-function answerFromKey(known: NonNullable<Awaited<ReturnType<typeof readIdempotencyKey>>>): PlaceOrderResult {
+function answerFromKey(known: TakenKey): PlaceOrderResult {
   if (known.state === 'mismatch') {
     throw new AppError('idempotency_key_reused', 'This Idempotency-Key was used with a different request body');
   }

@@ -2,11 +2,12 @@ import type { FragmentSqlToken } from 'slonik';
 import { z } from 'zod';
 import { type Db, sql, type Tx } from './database.ts';
 
-export type IdempotencyClaim =
-  | { state: 'claimed' }
+/** A key some request has already: its stored answer, a different body, or still in flight. */
+export type TakenKey =
   | { state: 'replay'; status: number; body: unknown }
   | { state: 'in_flight' }
   | { state: 'mismatch' };
+export type IdempotencyClaim = { state: 'claimed' } | TakenKey;
 
 const keyRow = z.object({
   request_hash: z.string(),
@@ -42,7 +43,7 @@ export async function claimIdempotencyKey(
 export async function readIdempotencyKey(
   db: Db,
   k: { apiKeyId: number; key: string; requestHash: string },
-): Promise<Exclude<IdempotencyClaim, { state: 'claimed' }> | null> {
+): Promise<TakenKey | null> {
   const row = await db.maybeOne(sql.type(keyRow)`
     SELECT request_hash, state, response_status, response_body
     FROM idempotency_keys WHERE api_key_id = ${k.apiKeyId} AND key = ${k.key}`);
