@@ -14,6 +14,7 @@ import { createPaymentGatewayClient, type PaymentGateway } from '../providers/pa
 import { createOrderQueues, type OrderQueues } from '../queues/order-queues.ts';
 import { createDatabase, type Db, isDatabaseOutage } from '../sql/database.ts';
 import { pingDatabase } from '../sql/health.ts';
+import { createStepCommitter, type StepCommitter } from '../sql/step-runtime.ts';
 import type { Logger } from './logger.ts';
 import { collectProcessMetrics, createOrderMetrics, type OrderMetrics } from './metrics.ts';
 import { createRedis, type RedisClient } from './redis.ts';
@@ -23,6 +24,8 @@ import { createRedis, type RedisClient } from './redis.ts';
 
 export type Deps = {
   db: Db;
+  /** The steps' commits, grouped across orders (sql/group-commit.ts). */
+  stepCommits: StepCommitter;
   redis: RedisClient;
   queues: OrderQueues;
   gateway: PaymentGateway;
@@ -75,12 +78,21 @@ export async function createDeps(
   });
   const orders = createOrderReader(db, cache, keys, config.cache.ttlMs);
   const bedrock = createBedrockClient(config.chat);
+  const metrics = createOrderMetrics(registry);
   return {
     db,
+    stepCommits: createStepCommitter(db, {
+      onBatch: metrics.commitBatch,
+      onBatchFailed: (lane, size, err) =>
+        log.warn(
+          { lane, size, err: (err as Error).message },
+          'a group commit failed; its step commits ran one at a time',
+        ),
+    }),
     redis,
     queues,
     registry,
-    metrics: createOrderMetrics(registry),
+    metrics,
     keys,
     cache,
     orders,

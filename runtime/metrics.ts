@@ -47,6 +47,13 @@ export function createOrderMetrics(registry: Registry) {
     labelNames: ['step', 'result'] as const,
     registers: [registry],
   });
+  const commitBatches = new Histogram({
+    name: 'orderflow_step_commit_batch_size',
+    help: 'Step commits sent to PostgreSQL in one statement (group commit), by lane (plain; stock: commits that lock inventory rows)',
+    labelNames: ['lane'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [registry],
+  });
   return {
     orderAccepted: () => accepted.inc(),
     /**
@@ -57,6 +64,7 @@ export function createOrderMetrics(registry: Registry) {
     stepFinished: (step: string, outcome: string, seconds: number) => stepDuration.observe({ step, outcome }, seconds),
     stepRetried: (step: string, code: string) => retries.inc({ step, code }),
     compensated: (step: string, result: 'undone' | 'nothing' | 'failed') => compensations.inc({ step, result }),
+    commitBatch: (lane: string, size: number) => commitBatches.observe({ lane }, size),
   };
 }
 

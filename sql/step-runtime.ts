@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { type Db, sql } from './database.ts';
+import { createGroupCommit, type GroupCommitOptions } from './group-commit.ts';
 import type { NewPayment } from './payments.ts';
 import type { NewShipment } from './shipments.ts';
 
-// The step runtime's database side: each call is one statement, one PL/pgSQL function of migration
+// The step runtime's database side: each call is one PL/pgSQL function of migration
 // 003_step_runtime.sql, which locks the order row first, then writes the step's effect, its ledger row,
-// the order's status change and its history row in one transaction.
+// the order's status change and its history row in one transaction. A step's commit goes through the
+// process's group commit (sql/group-commit.ts): the commits that wait at one moment share a statement.
 
 /** One attempt of one step, as the database functions take it. */
 export type StepRun = {
@@ -25,27 +27,27 @@ export type StepRun = {
 type Json = Parameters<typeof sql.jsonb>[0];
 const json = (value: unknown) => sql.jsonb((value ?? null) as Json);
 
-/** A step's commit: the function call that records its success (and its effect, if it has one). */
-export type StepCommit = (run: StepRun, output: unknown) => ReturnType<typeof sql.fragment>;
+/**
+ * A step's commit: the function call that records its success (and its effect, if it has one).
+ * `movesStock`: the call locks the order's inventory rows (sql/group-commit.ts batches those apart).
+ */
+export type StepCommit = { movesStock: boolean; call(run: StepRun, output: unknown): Fragment };
+type Fragment = ReturnType<typeof sql.fragment>;
+
+const commit = (call: StepCommit['call'], movesStock = false): StepCommit => ({ call, movesStock });
 
 export const commits = {
   /** No writes of its own: the ledger row and the status change. */
-  plain: ((run, output) => sql.fragment`finish_step(${json(run)}, ${json(output)})`) as StepCommit,
-  validate: ((run) => sql.fragment`finish_validate(${json(run)})`) as StepCommit,
-  checkInventory: ((run) => sql.fragment`finish_check_inventory(${json(run)})`) as StepCommit,
-  reserve: ((run) => sql.fragment`finish_reserve(${json(run)})`) as StepCommit,
-  payment:
-    (payment: Omit<NewPayment, 'orderId' | 'generation'>): StepCommit =>
-    (run, output) =>
-      sql.fragment`finish_payment(${json(run)}, ${json(output)}, ${json(payment)})`,
-  ship:
-    (shipment: Omit<NewShipment, 'orderId'>): StepCommit =>
-    (run, output) =>
-      sql.fragment`finish_ship(${json(run)}, ${json(output)}, ${json(shipment)})`,
-  notify:
-    (notification: { kind: string; channel: string; recipient: string; subject: string; body: string }): StepCommit =>
-    (run, output) =>
-      sql.fragment`finish_notify(${json(run)}, ${json(output)}, ${json(notification)})`,
+  plain: commit((run, output) => sql.fragment`finish_step(${json(run)}, ${json(output)})`),
+  validate: commit((run) => sql.fragment`finish_validate(${json(run)})`),
+  checkInventory: commit((run) => sql.fragment`finish_check_inventory(${json(run)})`),
+  reserve: commit((run) => sql.fragment`finish_reserve(${json(run)})`, true),
+  payment: (payment: Omit<NewPayment, 'orderId' | 'generation'>) =>
+    commit((run, output) => sql.fragment`finish_payment(${json(run)}, ${json(output)}, ${json(payment)})`),
+  ship: (shipment: Omit<NewShipment, 'orderId'>) =>
+    commit((run, output) => sql.fragment`finish_ship(${json(run)}, ${json(output)}, ${json(shipment)})`, true),
+  notify: (notification: { kind: string; channel: string; recipient: string; subject: string; body: string }) =>
+    commit((run, output) => sql.fragment`finish_notify(${json(run)}, ${json(output)}, ${json(notification)})`),
 };
 
 const answer = z.object({
@@ -59,8 +61,20 @@ const answer = z.object({
 export type CommitAnswer = z.infer<typeof answer>['result'];
 
 /** Runs a step's commit: one statement, one transaction. */
-export async function commitStep(db: Db, run: StepRun, commit: StepCommit, output: unknown): Promise<CommitAnswer> {
-  return db.oneFirst(sql.type(answer)`SELECT ${commit(run, output)} AS result`);
+/** Runs the steps' commits of a process, each one statement and one transaction, grouped when many wait. */
+export type StepCommitter = {
+  commit(run: StepRun, commit: StepCommit, output: unknown, order: OrderLines): Promise<CommitAnswer>;
+};
+type OrderLines = { region: string; items: ReadonlyArray<{ sku: string }> };
+
+export function createStepCommitter(db: Db, options: GroupCommitOptions = {}): StepCommitter {
+  const group = createGroupCommit(db, answer.shape.result, options);
+  return {
+    commit(run, commit, output, order) {
+      const stock = commit.movesStock ? order.items.map((item) => ({ sku: item.sku, region: order.region })) : [];
+      return group.run(run.orderId, commit.call(run, output), stock);
+    },
+  };
 }
 
 const failed = z.object({ result: z.object({ endedOrder: z.boolean(), parked: z.boolean() }) });

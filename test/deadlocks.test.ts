@@ -1,19 +1,45 @@
+import type { Worker } from 'bullmq';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDeps, type Deps } from '../runtime/deps.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { startWorkers } from '../workers/start-workers.ts';
 import { type Harness, orderBody, startHarness } from './support/harness.ts';
 import { waitFor } from './support/wait-for.ts';
 
 // check-inventory and authorize-payment run in parallel for the same order, and many orders share
 // inventory rows. Every writer takes the order's row first, then inventory rows in SKU order, so none
-// waits on another in a cycle. PostgreSQL counts every deadlock it breaks in pg_stat_database.
+// waits on another in a cycle. Two worker pools, each with its own group commit (sql/group-commit.ts),
+// stand for two worker processes: their batches of reservations and shipments lock many orders' rows
+// at once (sql/group-commit.test.ts forces the crossing case between two such batches). PostgreSQL
+// counts every deadlock it breaks in pg_stat_database.
 
 let h: Harness;
+let second: { workers: Worker[]; deps: Deps } | undefined;
 beforeAll(async () => {
   h = await startHarness({ concurrency: 20 });
+  const deps = await createDeps(h.config, createLogger('silent', 'test'));
+  const workers = await startWorkers(deps.redis, deps, deps.queues, {
+    queues: h.config.worker.queues,
+    concurrency: 20,
+    reconcileEveryMs: h.config.reconciler.everyMs,
+    stuckAfterMs: h.config.reconciler.stuckAfterMs,
+    retryPolicy: h.config.orderRetry,
+  });
+  second = { workers, deps };
 });
 afterAll(async () => {
+  await stopSecond();
   await h?.close();
 });
+
+async function stopSecond() {
+  const pool = second;
+  second = undefined;
+  if (!pool) return;
+  await Promise.all(pool.workers.map((w) => w.close()));
+  await pool.deps.close();
+}
 
 async function databaseStats(): Promise<{ deadlocks: number; backends: number }> {
   const client = new pg.Client({ connectionString: h.env.DATABASE_URL });
@@ -52,6 +78,7 @@ describe('many orders through the parallel pair at once', () => {
     expect(statuses).toEqual(placed.map(() => 'COMPLETED'));
 
     // A backend reports its statistics when it exits: stop every client of the database, then read them.
+    await stopSecond();
     await h.stop();
     const after = await waitFor('every connection of the run to close', databaseStats, (s) => s.backends === 0);
     expect(after.deadlocks - before.deadlocks).toBe(0);

@@ -4,15 +4,16 @@ import { statusesBefore } from '../domain/order-status.ts';
 import { type StepJobData, steps as workflow } from '../queues/order-workflow.ts';
 import type { NewDeadLetter } from '../sql/dead-letters.ts';
 import { loadOrderSnapshot, orderSnapshot } from '../sql/orders.ts';
-import { commitStep, failStep, findStepOutputs, type StepRun } from '../sql/step-runtime.ts';
+import { failStep, findStepOutputs, type StepRun } from '../sql/step-runtime.ts';
 import type { Step, StepDeps } from './step.ts';
 
 // The runner: one attempt of one step, start to end. It is the whole protocol between a step and the
 // rest of the system:
 //
 //   1. the step does its outside work and answers with its output and its commit (workers/step.ts);
-//   2. the runner runs that commit with the ledger row and the status change: one statement, one
-//      transaction (sql/step-runtime.ts), which first locks the order row;
+//   2. the runner runs that commit with the ledger row and the status change: one function call, one
+//      transaction (sql/step-runtime.ts), which first locks the order row; the commits of other orders
+//      that wait at the same moment share its statement and its commit (sql/group-commit.ts);
 //   3. it answers with an outcome, which the BullMQ adapter (step-processor.ts) turns into a job result:
 //
 //      done           the step succeeded (now, or in an earlier attempt): its output goes to the next steps
@@ -85,7 +86,7 @@ export async function runStep(
       declared.policy.timeoutMs,
       step.name,
     );
-    const answer = await commitStep(db, run, response.commit, response.output);
+    const answer = await deps.stepCommits.commit(run, response.commit, response.output, order);
     switch (answer.state) {
       case 'done':
         // A step after fulfilment may have resolved its parked dead letter (a replay), which the order's

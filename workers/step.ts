@@ -7,7 +7,7 @@ import type { Logger } from '../runtime/logger.ts';
 import type { OrderMetrics } from '../runtime/metrics.ts';
 import type { Db } from '../sql/database.ts';
 import type { Order, OrderSnapshot } from '../sql/orders.ts';
-import { commits, type StepCommit } from '../sql/step-runtime.ts';
+import { commits, type StepCommit, type StepCommitter } from '../sql/step-runtime.ts';
 
 // The step contract. A step knows nothing of BullMQ, of the ledger or of statuses: it does its outside
 // work (a provider call with an idempotency key derived from the order) and answers with a
@@ -20,6 +20,8 @@ import { commits, type StepCommit } from '../sql/step-runtime.ts';
 
 export type StepDeps = {
   db: Db;
+  /** Runs the steps' commits, grouped across orders (sql/step-runtime.ts, sql/group-commit.ts). */
+  stepCommits: StepCommitter;
   gateway: PaymentGateway;
   carrier: Carrier;
   mailer: Mailer;

@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import { type Db, sql } from './database.ts';
+
+// Group commit: the calls that a process has waiting at one moment go to PostgreSQL as one statement,
+// so they share one round trip and one commit (one WAL flush) instead of paying one each. The step
+// runtime sends every step's commit through one (sql/step-runtime.ts).
+//
+// - Nothing waits for company. A call goes out at once when no batch of its lane is in flight; the
+//   calls that arrive while one is in flight go together in the next. An idle system sends batches of
+//   one, so a lone order is as fast as without grouping.
+// - Each call is a whole unit of work of its own (a step's commit), so a batch is only these calls side
+//   by side; they run in order of order id. Every batch therefore locks order rows in the same order,
+//   and two batches cannot deadlock on them.
+// - A batch of calls that lock inventory rows (a reservation, a shipment) first locks every order row
+//   it names, then every inventory row, each in order: the lock order of every writer, order rows first
+//   and then inventory rows in SKU order (sql/migrations/003_step_runtime.sql), stretched over the
+//   batch. Without it, two batches could each hold a SKU the other waits for.
+// - When a batch fails as a whole (one call raised an error), its calls run again one at a time, so
+//   the error reaches the one call it belongs to and the others commit as they would have alone.
+
+type Fragment = ReturnType<typeof sql.fragment>;
+export type StockRow = { sku: string; region: string };
+export type Lane = 'plain' | 'stock';
+
+type Waiting<Answer> = {
+  orderId: string;
+  stock: readonly StockRow[];
+  call: Fragment;
+  resolve(answer: Answer): void;
+  reject(error: unknown): void;
+};
+
+export type GroupCommit<Answer> = {
+  /**
+   * Runs `call` (an SQL expression whose value is the answer) in the next batch of its lane and
+   * answers with its own value. `stock`: the inventory rows the call locks, if any.
+   */
+  run(orderId: string, call: Fragment, stock?: readonly StockRow[]): Promise<Answer>;
+};
+
+export type GroupCommitOptions = {
+  /** The most calls in one statement. */
+  maxBatch?: number;
+  /** Told the size of every batch sent, for the metrics. */
+  onBatch?(lane: Lane, size: number): void;
+  /** Told of a batch that failed as a whole (its calls then ran one at a time), for the log. */
+  onBatchFailed?(lane: Lane, size: number, error: unknown): void;
+};
+
+export function createGroupCommit<Answer>(
+  db: Db,
+  answer: z.ZodType<Answer>,
+  { maxBatch = 64, onBatch, onBatchFailed }: GroupCommitOptions = {},
+): GroupCommit<Answer> {
+  const single = z.object({ result: answer });
+  const row = z.object({ i: z.number(), result: answer });
+  const lanes = { plain: lane('plain'), stock: lane('stock') };
+
+  function lane(name: Lane) {
+    const waiting: Array<Waiting<Answer>> = [];
+    let inFlight = false;
+    const flush = () => {
+      if (inFlight || waiting.length === 0) return;
+      inFlight = true;
+      const batch = waiting.splice(0, maxBatch);
+      onBatch?.(name, batch.length);
+      send(batch, name).finally(() => {
+        inFlight = false;
+        flush();
+      });
+    };
+    return { waiting, flush };
+  }
+
+  // Never rejects: every call's own promise is settled instead.
+  async function send(batch: Array<Waiting<Answer>>, lane: Lane): Promise<void> {
+    if (batch.length === 1) return one(batch[0]!);
+    batch.sort((a, b) => (a.orderId < b.orderId ? -1 : a.orderId > b.orderId ? 1 : 0));
+    let answers: Answer[];
+    try {
+      answers = await together(batch, lane);
+    } catch (error) {
+      onBatchFailed?.(lane, batch.length, error);
+      for (const call of batch) await one(call);
+      return;
+    }
+    for (const [i, call] of batch.entries()) call.resolve(answers[i]!);
+  }
+
+  async function one(call: Waiting<Answer>): Promise<void> {
+    await db.oneFirst(sql.type(single)`SELECT ${call.call} AS result`).then(call.resolve, call.reject);
+  }
+
+  async function together(batch: Array<Waiting<Answer>>, lane: Lane): Promise<Answer[]> {
+    const values = sql.join(
+      batch.map((call, i) => sql.fragment`(${i}::int, ${call.call})`),
+      sql.fragment`, `,
+    );
+    // VALUES evaluates its rows in order, so the calls run (and lock) in the batch's order.
+    const statement = sql.type(row)`SELECT i, result FROM (VALUES ${values}) AS batch (i, result) ORDER BY i`;
+    if (lane === 'plain') return (await db.any(statement)).map((r) => r.result);
+    return db.transaction(async (tx) => {
+      const orders = [...new Set(batch.map((call) => call.orderId))];
+      const stock = batch.flatMap((call) => call.stock);
+      await tx.query(sql.typeAlias('void')`
+        SELECT FROM orders WHERE id = ANY(${sql.array(orders, 'uuid')}) ORDER BY id FOR UPDATE`);
+      await tx.query(sql.typeAlias('void')`
+        SELECT FROM inventory
+        WHERE (sku, region) IN (
+          SELECT * FROM unnest(${sql.array(
+            stock.map((s) => s.sku),
+            'text',
+          )}, ${sql.array(
+            stock.map((s) => s.region),
+            'text',
+          )}))
+        ORDER BY sku, region FOR UPDATE`);
+      return (await tx.any(statement)).map((r) => r.result);
+    });
+  }
+
+  return {
+    run(orderId, call, stock = []) {
+      const target = stock.length > 0 ? lanes.stock : lanes.plain;
+      return new Promise<Answer>((resolve, reject) => {
+        target.waiting.push({ orderId: orderId.toLowerCase(), stock, call, resolve, reject });
+        // The calls made in the same tick go out together.
+        queueMicrotask(target.flush);
+      });
+    },
+  };
+}
