@@ -62,7 +62,7 @@ export async function startSystem(options: SystemOptions, cleanups: Cleanups): P
   if (apiDeps.redis.status !== 'ready') await once(apiDeps.redis, 'ready');
   const { region, skus, available } = options.stock;
   for (const sku of skus) await setAvailable(deps.db, sku, region, available);
-  const workers = await startWorkers(deps.redis, deps, deps.queues, {
+  const workers = await startWorkers(deps, deps.queues, {
     queues: config.worker.queues,
     concurrency: options.workerConcurrency,
     reconcileEveryMs: config.reconciler.everyMs,

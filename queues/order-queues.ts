@@ -64,6 +64,8 @@ export function createOrderQueues(
     });
 
   return {
+    /** The connection the queues use, which workers share: BullMQ's own, never auto-pipelined. */
+    connection: redis,
     queues: all,
     /** Each shard's queues, by shard; a prefix per shard (shard 0's is the configured one). */
     shards: shardQueues,

@@ -5,6 +5,7 @@ import {
   compensationOrder,
   firstStep,
   flowAfter,
+  hasChildren,
   parseReturnStep,
   returnJobOptions,
   stepJobId,
@@ -30,6 +31,16 @@ describe('the order workflow', () => {
     expect(flow).toBeDefined();
     expect(shape(flow!, true)).toBe('notify(ship(capture(reserve(check-inventory, authorize-payment))))');
     expect(flow!.data).toEqual({ ...ref, order: { id: ref.orderId } });
+  });
+
+  it('says which steps have children in the flow, as the flow built has them', () => {
+    const parents: string[] = [];
+    const walk = (job: FlowJob | NonNullable<FlowJob['children']>[number]) => {
+      if ((job.children ?? []).length > 0) parents.push(job.name);
+      for (const child of job.children ?? []) walk(child);
+    };
+    walk(flowAfter(firstStep, ref)!);
+    expect(stepNames.filter(hasChildren)).toEqual(parents.reverse());
   });
 
   it.each(stepNames.filter((name) => name !== firstStep))('adds nothing after %s', (name) => {

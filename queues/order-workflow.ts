@@ -163,6 +163,11 @@ if (head.length !== 1 || tail.slice(1).some((stage) => stage.length > 1)) {
 /** The first step: what the API enqueues for a new order (or the reconciler for a stuck one). */
 export const firstStep = head[0]!;
 
+/** Whether a step's job has children in the flow, whose results it reads (the stages after the pair). */
+export function hasChildren(step: StepName): boolean {
+  return !head.includes(step) && !tail[0]!.includes(step);
+}
+
 /** After `step` succeeded: the flow of the remaining steps to add, if this step is the one that adds it. */
 export function flowAfter(step: StepName, data: StepJobData): FlowJob | undefined {
   if (step !== firstStep) return undefined;

@@ -19,7 +19,7 @@ let second: { workers: Worker[]; deps: Deps } | undefined;
 beforeAll(async () => {
   h = await startHarness({ concurrency: 20 });
   const deps = await createDeps(h.config, createLogger('silent', 'test'));
-  const workers = await startWorkers(deps.redis, deps, deps.queues, {
+  const workers = await startWorkers(deps, deps.queues, {
     queues: h.config.worker.queues,
     concurrency: 20,
     reconcileEveryMs: h.config.reconciler.everyMs,

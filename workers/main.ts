@@ -6,8 +6,10 @@ import { startWorkers } from './start-workers.ts';
 
 const config = orExit(() => loadConfig());
 const log = createLogger(config.logLevel, 'worker');
-const deps = await createDeps(config, log);
-const workers = await startWorkers(deps.redis, deps, deps.queues, {
+// The cache's connection is auto-pipelined: the invalidations of the many step commits that end
+// together (sql/group-commit.ts) go to Redis in one write. BullMQ keeps a plain connection.
+const deps = await createDeps(config, log, { autoPipelining: true });
+const workers = await startWorkers(deps, deps.queues, {
   ...config.worker,
   reconcileEveryMs: config.reconciler.everyMs,
   stuckAfterMs: config.reconciler.stuckAfterMs,

@@ -40,11 +40,11 @@ const stalledJobSettings = { lockDuration: 30_000, stalledInterval: 30_000, maxS
  * with GET /metrics on the health port).
  */
 export async function startWorkers(
-  redis: RedisClient,
   deps: StepDeps & { registry: Registry },
   orderQueues: OrderQueues,
   options: WorkerOptions,
 ): Promise<Worker[]> {
+  const redis = orderQueues.connection;
   const id = `${hostname()}:${process.pid}`;
   const served = orderQueues.shards.flatMap((queues, shard) =>
     options.queues.filter((name) => servedOnShard(name, shard)).map((name) => ({ name, queue: queues[name] })),

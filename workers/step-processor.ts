@@ -1,6 +1,6 @@
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { OrderQueues } from '../queues/order-queues.ts';
-import { flowAfter, type StepJobData, stepNames } from '../queues/order-workflow.ts';
+import { flowAfter, hasChildren, type StepJobData, stepNames } from '../queues/order-workflow.ts';
 import { runStep, type StepOutcome } from './run-step.ts';
 import type { Step, StepDeps } from './step.ts';
 
@@ -27,7 +27,9 @@ const lastStep = stepNames.at(-1);
 export function createStepProcessor(step: Step, deps: StepDeps, queues: OrderQueues, worker: string) {
   return async (job: Job<StepJobData>) => {
     const data = job.data ?? ({} as StepJobData);
-    const inputs: Record<string, unknown> = Object.assign({}, ...Object.values(await job.getChildrenValues()));
+    // A job with no children in the flow has no results to read: that saves a round trip to Redis.
+    const children = hasChildren(step.name) ? await job.getChildrenValues() : {};
+    const inputs: Record<string, unknown> = Object.assign({}, ...Object.values(children));
     const number = job.attemptsMade + 1;
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;

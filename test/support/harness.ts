@@ -81,7 +81,7 @@ export async function startHarness(options: HarnessOptions = {}) {
   const workers: Worker[] =
     options.workers === false
       ? []
-      : await startWorkers(deps.redis, deps, deps.queues, {
+      : await startWorkers(deps, deps.queues, {
           queues: config.worker.queues,
           concurrency: options.concurrency ?? 10,
           reconcileEveryMs: config.reconciler.everyMs,
