@@ -1,4 +1,3 @@
-import type { FragmentSqlToken } from 'slonik';
 import { z } from 'zod';
 import { type Db, sql, type Tx } from './database.ts';
 
@@ -58,27 +57,6 @@ function takeOverStale(staleAfterMs: number) {
   return sql.fragment`idempotency_keys.state = 'in_flight'
         AND idempotency_keys.request_hash = EXCLUDED.request_hash
         AND idempotency_keys.locked_at < clock_timestamp() - make_interval(secs => ${staleAfterMs / 1000})`;
-}
-
-/**
- * Claims a key with its answer already stored, as a step of the statement that does the work (insertOrder):
- * the key and the work commit together, so no claim is ever left in flight. Its rows: the key, if claimed.
- * A concurrent request with the same key waits for this one to commit, then finds the key taken.
- * `when`: a condition the work is done under (nothing is claimed without it).
- */
-export function claimWithAnswer(
-  k: IdempotentAnswer & { requestHash: string; staleAfterMs: number },
-  when: FragmentSqlToken,
-) {
-  return sql.fragment`
-    INSERT INTO idempotency_keys (api_key_id, key, request_hash, state, response_status, response_body)
-    SELECT ${k.apiKeyId}, ${k.key}, ${k.requestHash}, 'done', ${k.status}, ${sql.jsonb(k.body as never)}
-    WHERE ${when}
-    ON CONFLICT (api_key_id, key) DO UPDATE SET
-      state = 'done', response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body,
-      locked_at = clock_timestamp()
-      WHERE ${takeOverStale(k.staleAfterMs)}
-    RETURNING key`;
 }
 
 export type IdempotentAnswer = { apiKeyId: number; key: string; status: number; body: unknown };

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type OrderStatus, orderStatuses, statusesBefore } from '../domain/order-status.ts';
 import { type Db, sql, type Tx } from './database.ts';
-import { claimWithAnswer, type IdempotentAnswer } from './idempotency-keys.ts';
+import type { IdempotentAnswer } from './idempotency-keys.ts';
 
 const address = z.object({
   name: z.string(),
@@ -88,8 +88,8 @@ export type InsertOrderResult =
 
 /**
  * Stores a new order, its lines and its first history row, and with `claim` the request's
- * Idempotency-Key with its answer: one statement, so one round trip and one commit (the statement is its
- * own transaction, or part of the caller's). It stores nothing unless every line still has the name,
+ * Idempotency-Key with its answer: one call of place_order (migration 009), so one round trip and one
+ * commit (the statement is its own transaction, or part of the caller's), planned once per connection. It stores nothing unless every line still has the name,
  * price, currency and final-sale flag of the catalog and is stocked in the region (so a caller may price
  * from a cache), and, with a key, unless the key is free. Returns the order as the pipeline's steps see
  * it.
@@ -100,33 +100,20 @@ export async function insertOrder(
   actor: string,
   claim?: IdempotentAnswer & { requestHash: string; staleAfterMs: number },
 ): Promise<InsertOrderResult> {
-  const lines = sql.unnest(
-    order.items.map((i) => [i.sku, i.name, i.quantity, i.unit_price_cents, i.final_sale]),
-    ['text', 'text', 'int4', 'int4', 'bool'],
-  );
-  const line = sql.fragment`l(sku, name, quantity, unit_price_cents, final_sale)`;
-  const priced = sql.fragment`(SELECT count(*) FROM priced) = ${order.items.length}`;
-  const result = await db.one(sql.type(insertedRow)`
-    WITH priced AS (
-      SELECT 1 FROM ${lines} AS ${line}
-      JOIN catalog c ON c.sku = l.sku AND c.name = l.name AND c.price_cents = l.unit_price_cents
-        AND c.currency = ${order.currency} AND c.final_sale = l.final_sale
-      WHERE EXISTS (SELECT 1 FROM inventory i WHERE i.sku = l.sku AND i.region = ${order.region})
-    )${claim ? sql.fragment`, claimed AS (${claimWithAnswer(claim, priced)})` : sql.fragment``}, placed AS (
-      INSERT INTO orders (id, customer_id, status, region, currency, total_cents, shipping_address, payment_token)
-      SELECT ${order.id}, ${order.customerId}, 'PENDING', ${order.region}, ${order.currency}, ${order.totalCents},
-             ${sql.jsonb(order.shippingAddress)}, ${order.paymentToken}
-      WHERE ${priced} ${claim ? sql.fragment`AND EXISTS (SELECT 1 FROM claimed)` : sql.fragment``}
-      RETURNING id
-    ), stored_lines AS (
-      INSERT INTO order_items (order_id, sku, name, quantity, unit_price_cents, final_sale)
-      SELECT placed.id, l.* FROM placed, ${lines} AS ${line}
-    ), history AS (
-      INSERT INTO order_history (order_id, from_status, to_status, actor, reason)
-      SELECT id, NULL, 'PENDING', ${actor}, 'order accepted' FROM placed
-    )
-    SELECT ${priced} AS priced, EXISTS (SELECT 1 FROM placed) AS placed,
-           (SELECT email FROM customers WHERE id = ${order.customerId}) AS email`);
+  const claimed = claim
+    ? sql.jsonb({
+        apiKeyId: claim.apiKeyId,
+        key: claim.key,
+        requestHash: claim.requestHash,
+        status: claim.status,
+        body: claim.body as never,
+        staleAfterMs: claim.staleAfterMs,
+      })
+    : null;
+  const { result } = await db.one(sql.type(insertedRow)`
+    SELECT place_order(${order.id}, ${order.customerId}, ${order.region}, ${order.currency}, ${order.totalCents},
+      ${sql.jsonb(order.shippingAddress)}, ${order.paymentToken},
+      ${sql.jsonb(order.items)}, ${actor}, ${claimed}::jsonb) AS result`);
   if (!result.placed) return { placed: false, reason: result.priced ? 'key_taken' : 'prices_changed' };
   return {
     placed: true,
@@ -145,7 +132,9 @@ export async function insertOrder(
     },
   };
 }
-const insertedRow = z.object({ priced: z.boolean(), placed: z.boolean(), email: z.string().nullable() });
+const insertedRow = z.object({
+  result: z.object({ priced: z.boolean(), placed: z.boolean(), email: z.string().nullable() }),
+});
 
 export async function findOrder(db: Db | Tx, orderId: string, customerId?: string): Promise<Order | null> {
   const row = await db.maybeOne(sql.type(orderRow)`
