@@ -93,6 +93,19 @@ describe('createGroupCommit', () => {
     expect(seen.batches).toEqual([['plain', 3]]);
   });
 
+  it('answers its calls even when the metric it reports to throws', async () => {
+    const group = createGroupCommit(db, answer, {
+      onBatch: () => {
+        throw new Error('registry gone');
+      },
+    });
+    expect(await Promise.all([group.run(orderId(1), numbered(1)), group.run(orderId(2), numbered(2))])).toEqual([
+      { n: 1 },
+      { n: 2 },
+    ]);
+    expect(await group.run(orderId(3), numbered(3))).toEqual({ n: 3 });
+  });
+
   it('runs the calls that lock stock in a lane of their own, which locks their rows first', async () => {
     const seen = recorder();
     const group = createGroupCommit(db, answer, seen);

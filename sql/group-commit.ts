@@ -63,7 +63,7 @@ export function createGroupCommit<Answer>(
       if (inFlight || waiting.length === 0) return;
       inFlight = true;
       const batch = waiting.splice(0, maxBatch);
-      onBatch?.(name, batch.length);
+      report(() => onBatch?.(name, batch.length));
       send(batch, name).finally(() => {
         inFlight = false;
         flush();
@@ -80,11 +80,18 @@ export function createGroupCommit<Answer>(
     try {
       answers = await together(batch, lane);
     } catch (error) {
-      onBatchFailed?.(lane, batch.length, error);
+      report(() => onBatchFailed?.(lane, batch.length, error));
       for (const call of batch) await one(call);
       return;
     }
     for (const [i, call] of batch.entries()) call.resolve(answers[i]!);
+  }
+
+  // A metric or a log line that fails must never strand or fail the commits it describes.
+  function report(observe: () => void): void {
+    try {
+      observe();
+    } catch {}
   }
 
   async function one(call: Waiting<Answer>): Promise<void> {
