@@ -34,6 +34,8 @@ export type ControllerSettings = HeatThresholds & {
   admission: AdmissionSettings;
   /** How often the controller renews the hot hash's expiry (see `heartbeat`). */
   heartbeatMs: number;
+  /** The clock its sales windows and cool-downs are measured with (ms since the epoch); Date.now by default. */
+  clock?: () => number;
 };
 
 /**
@@ -59,6 +61,7 @@ type OpenSale = DeclaredSale & { region: string; skus: readonly string[] };
  */
 export function createController(deps: ControllerDeps, settings: ControllerSettings, metrics: FlashSaleMetrics) {
   const { redis, keys, log } = deps;
+  const clock = settings.clock ?? Date.now;
   const states = new Map<string, SkuState>();
   const hotListTtlMs = settings.heartbeatMs * HOT_LIST_HEARTBEATS;
   let sales: OpenSale[] = [];
@@ -177,7 +180,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
      */
     async syncAdmission(): Promise<void> {
       const expiryMs = settings.admission.reseedEveryMs * 5;
-      const completionsPerSecond = completionRate(Date.now());
+      const completionsPerSecond = completionRate(clock());
       const maxHeld = backlogCap(completionsPerSecond, settings.admission.gate);
       for (const [field, { region, sku }] of counted) {
         // A state forgotten since it cooled: its counter goes too.
@@ -228,7 +231,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
         if (lost.length === 0) return;
         log.warn({ hotSkus: lost.length }, 'the hot SKU hash was gone; writing it again');
         for (const state of lost) state.published = null;
-        await publish(lost, Date.now());
+        await publish(lost, clock());
       });
     },
 
@@ -250,7 +253,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
     /** Applies stream events (possibly repeated: see sku-state.ts), then publishes and invalidates. */
     handleEvents: (events: readonly InventoryEvent[]) =>
       exclusive(async () => {
-        const now = Date.now();
+        const now = clock();
         const touched = new Set<SkuState>();
         for (const event of events) {
           const state = stateOf(event.region, event.sku);
@@ -270,7 +273,7 @@ export function createController(deps: ControllerDeps, settings: ControllerSetti
     /** Every second or so: sales leave the window, cool-downs run out, declared sales start and end. */
     evaluateAll: () =>
       exclusive(async () => {
-        const now = Date.now();
+        const now = clock();
         const turnedHot: SkuState[] = [];
         for (const state of states.values()) {
           forgetOldSales(state, now, settings.rateWindowMs);

@@ -24,6 +24,8 @@ export type FlashSaleSettings = Config['flashSale'] & {
   consumerName?: string;
   evaluateEveryMs?: number;
   refreshSalesEveryMs?: number;
+  /** The controller's clock for its windows and cool-downs (Date.now); a test moves it to the moments it checks. */
+  clock?: () => number;
   relay?: Omit<RelaySettings, 'streamKey'>;
   consumer?: Omit<ConsumerSettings, 'streamKey' | 'group' | 'consumer'>;
 };
@@ -62,7 +64,7 @@ export async function startFlashSaleController(
     log.warn({ err: (error as Error).message }, 'declared sales not loaded yet; decisions wait for them');
   });
   await controller.handleEvents(
-    await readRecentEvents(deps.redis, keys.inventoryEvents, Date.now() - settings.rateWindowMs),
+    await readRecentEvents(deps.redis, keys.inventoryEvents, (settings.clock ?? Date.now)() - settings.rateWindowMs),
   );
 
   const relay = startRelay(

@@ -71,14 +71,17 @@ async function completedOrder(sku: string) {
 describe('a SKU selling fast', () => {
   it('turns hot by itself from its sales rate, stays hot through the burst, and cools down after it', async () => {
     // Window 10 s, hot at 12/min (2 units in the window), cool under 6/min (no unit in it) for 2 s. The
-    // test follows the controller's state, not the clock: only the end is timed, against the last sale.
+    // controller runs on the test's clock: real time until the test stops it at the moments it checks,
+    // which the two sales are only about 0.1 s apart in real time to show.
     const windowMs = 10_000;
     const coolDownMs = 2_000;
+    let stoppedAt: number | undefined;
     const controller = await startController('burst', {
       rateWindowMs: windowMs,
       hotRatePerMinute: 12,
       hotStock: 0,
       coolDownMs,
+      clock: () => stoppedAt ?? Date.now(),
     });
     const state = () => controller.states.get('eu:ONEPIECE-105');
     const seen: Array<HotSku | null> = [];
@@ -94,27 +97,39 @@ describe('a SKU selling fast', () => {
     const orders = [await order('ONEPIECE-105', 0, 2)];
     const first = await waitFor(() => hot('eu', 'ONEPIECE-105'), 'the SKU turns hot');
     expect(first.reasons).toEqual(['sales_rate']);
-    // One more unit; once the first order leaves the window, it is the only one in it (6/min: under the
-    // hot rate, at the cool level), which must not cool the SKU down.
+    // One more unit.
     await h.deps.redis.set(keys.stock('eu', 'ONEPIECE-105'), '{"cached":"before the change"}');
     orders.push(await order('ONEPIECE-105', 1));
     // Every change of a hot SKU drops its cached stock.
     await waitFor(async () => (await h.deps.redis.exists(keys.stock('eu', 'ONEPIECE-105'))) === 0, 'invalidated');
+    const [firstSale, lastSale] = await waitFor(async () => {
+      const sales = (await streamEvents(h.deps.redis, keys.inventoryEvents))
+        .filter((e) => e.kind === 'reserve' && orders.includes(e.orderId ?? ''))
+        .map((e) => Date.parse(e.at));
+      return sales.length === 2 ? sales : null;
+    }, 'both orders reserved');
+    expect(lastSale).toBeGreaterThan(firstSale!);
+
+    // The first order has left the window and the second is still in it: one unit, 6/min, the cool
+    // level, which must not cool the SKU down.
+    stoppedAt = (firstSale! + lastSale!) / 2 + windowMs;
     await waitFor(
       async () => state()?.heat.hot && state()?.ratePerMinute === 6,
       'one unit in the window while the SKU stays hot',
     );
-
-    await h.waitForQuiet();
+    expect(state()?.heat.calmSince).toBeNull();
+    // The window is empty: the cool-down starts then, and the SKU stays hot until it has run out.
+    stoppedAt = lastSale! + windowMs;
+    await waitFor(
+      async () => state()?.heat.hot && state()?.ratePerMinute === 0,
+      'an empty window while the SKU stays hot',
+    );
+    expect(state()?.heat.calmSince).toBe(lastSale! + windowMs);
+    expect(await hot('eu', 'ONEPIECE-105')).not.toBeNull();
+    stoppedAt += coolDownMs;
     await waitFor(async () => (await hot('eu', 'ONEPIECE-105')) === null, 'the SKU cools down');
-    const cooledBy = Date.now();
     watching = false;
     await watcher;
-    // Not before the last sale left the window and the cool-down ran out.
-    const lastSale = (await streamEvents(h.deps.redis, keys.inventoryEvents))
-      .filter((e) => e.kind === 'reserve' && orders.includes(e.orderId ?? ''))
-      .at(-1)!;
-    expect(cooledBy).toBeGreaterThanOrEqual(Date.parse(lastSale.at) + windowMs + coolDownMs);
 
     const firstHot = seen.findIndex((e) => e !== null);
     const lastHot = seen.findLastIndex((e) => e !== null);
