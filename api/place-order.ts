@@ -11,6 +11,7 @@ import type { RedisClient } from '../runtime/redis.ts';
 import { findCustomerEmail } from '../sql/catalog.ts';
 import type { Db, Tx } from '../sql/database.ts';
 import { readIdempotencyKey, type TakenKey } from '../sql/idempotency-keys.ts';
+import { lineView } from '../sql/order-view.ts';
 import { insertOrder, lockCustomerSku, type OrderSnapshot, unitsOrderedSince } from '../sql/orders.ts';
 import type { Caller } from './auth.ts';
 import type { FindSellable } from './catalog-cache.ts';
@@ -85,13 +86,7 @@ export async function placeOrder(
         region: request.region,
         currency: priced.currency,
         totalCents: priced.totalCents,
-        items: priced.lines.map((l) => ({
-          sku: l.sku,
-          name: l.name,
-          quantity: l.quantity,
-          unitPriceCents: l.unit_price_cents,
-          lineTotalCents: l.quantity * l.unit_price_cents,
-        })),
+        items: priced.lines.map(lineView),
         links: { self: `/orders/${id}` },
       };
       const order = {

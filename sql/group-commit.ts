@@ -18,7 +18,8 @@ import { type Db, sql } from './database.ts';
 // - When a batch fails as a whole (one call raised an error), its calls run again one at a time, so
 //   the error reaches the one call it belongs to and the others commit as they would have alone.
 
-type Fragment = ReturnType<typeof sql.fragment>;
+/** An SQL expression, as the calls of a batch are given. */
+export type Fragment = ReturnType<typeof sql.fragment>;
 export type StockRow = { sku: string; region: string };
 export type Lane = 'plain' | 'stock';
 

@@ -17,6 +17,17 @@ export type OrderFieldGroup = 'placed' | 'status' | 'tracking';
 /** Timestamps in answers: ISO 8601, or null. */
 export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
+/** An order line as the API shows it: in the order's view, and in the 201 that accepted the order. */
+export function lineView(line: { sku: string; name: string; quantity: number; unit_price_cents: number }) {
+  return {
+    sku: line.sku,
+    name: line.name,
+    quantity: line.quantity,
+    unitPriceCents: line.unit_price_cents,
+    lineTotalCents: line.quantity * line.unit_price_cents,
+  };
+}
+
 function placedFields(order: Order) {
   return {
     id: order.id,
@@ -24,14 +35,7 @@ function placedFields(order: Order) {
     region: order.region,
     currency: order.currency,
     totalCents: order.total_cents,
-    items: order.items.map((i) => ({
-      sku: i.sku,
-      name: i.name,
-      quantity: i.quantity,
-      unitPriceCents: i.unit_price_cents,
-      lineTotalCents: i.quantity * i.unit_price_cents,
-      finalSale: i.final_sale,
-    })),
+    items: order.items.map((i) => ({ ...lineView(i), finalSale: i.final_sale })),
     shippingAddress: order.shipping_address,
     createdAt: iso(order.created_at),
   };

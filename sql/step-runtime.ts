@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type Db, sql } from './database.ts';
-import { createGroupCommit, type GroupCommitOptions } from './group-commit.ts';
+import { createGroupCommit, type Fragment, type GroupCommitOptions } from './group-commit.ts';
 import type { NewPayment } from './payments.ts';
 import type { NewShipment } from './shipments.ts';
 
@@ -32,7 +32,6 @@ const json = (value: unknown) => sql.jsonb((value ?? null) as Json);
  * `movesStock`: the call locks the order's inventory rows (sql/group-commit.ts batches those apart).
  */
 export type StepCommit = { movesStock: boolean; call(run: StepRun, output: unknown): Fragment };
-type Fragment = ReturnType<typeof sql.fragment>;
 
 const commit = (call: StepCommit['call'], movesStock = false): StepCommit => ({ call, movesStock });
 
