@@ -20,6 +20,7 @@ import { type Db, sql } from './database.ts';
 
 /** An SQL expression, as the calls of a batch are given. */
 export type Fragment = ReturnType<typeof sql.fragment>;
+
 export type StockRow = { sku: string; region: string };
 export type Lane = 'plain' | 'stock';
 
@@ -42,19 +43,27 @@ export type GroupCommit<Answer> = {
 export type GroupCommitOptions = {
   /** The most calls in one statement. */
   maxBatch?: number;
+  /**
+   * The expression a batch's calls go out in (a lone call too): its value is the JSON array of their
+   * answers, in the calls' order, and it must evaluate them in that order. By default the array of
+   * their values; the step runtime closes the batch's steps together in it (sql/step-runtime.ts).
+   */
+  combine?(calls: Fragment[]): Fragment;
   /** Told the size of every batch sent, for the metrics. */
   onBatch?(lane: Lane, size: number): void;
   /** Told of a batch that failed as a whole (its calls then ran one at a time), for the log. */
   onBatchFailed?(lane: Lane, size: number, error: unknown): void;
 };
 
+/** The default `combine`: the calls' values as a JSON array (an ARRAY[] evaluates its elements in order). */
+const asArray = (calls: Fragment[]) => sql.fragment`to_jsonb(ARRAY[${sql.join(calls, sql.fragment`, `)}]::jsonb[])`;
+
 export function createGroupCommit<Answer>(
   db: Db,
   answer: z.ZodType<Answer>,
-  { maxBatch = 64, onBatch, onBatchFailed }: GroupCommitOptions = {},
+  { maxBatch = 64, combine = asArray, onBatch, onBatchFailed }: GroupCommitOptions = {},
 ): GroupCommit<Answer> {
-  const single = z.object({ result: answer });
-  const row = z.object({ i: z.number(), result: answer });
+  const row = z.object({ answers: z.array(answer) });
   const lanes = { plain: lane('plain'), stock: lane('stock') };
 
   function lane(name: Lane) {
@@ -80,6 +89,7 @@ export function createGroupCommit<Answer>(
     let answers: Answer[];
     try {
       answers = await together(batch, lane);
+      if (answers.length !== batch.length) throw new Error(`${answers.length} answers for ${batch.length} calls`);
     } catch (error) {
       report(() => onBatchFailed?.(lane, batch.length, error));
       for (const call of batch) await one(call);
@@ -96,17 +106,14 @@ export function createGroupCommit<Answer>(
   }
 
   async function one(call: Waiting<Answer>): Promise<void> {
-    await db.oneFirst(sql.type(single)`SELECT ${call.call} AS result`).then(call.resolve, call.reject);
+    const statement = sql.type(row)`SELECT ${combine([call.call])} AS answers`;
+    await db.oneFirst(statement).then((answers) => call.resolve(answers[0]!), call.reject);
   }
 
   async function together(batch: Array<Waiting<Answer>>, lane: Lane): Promise<Answer[]> {
-    const values = sql.join(
-      batch.map((call, i) => sql.fragment`(${i}::int, ${call.call})`),
-      sql.fragment`, `,
-    );
-    // VALUES evaluates its rows in order, so the calls run (and lock) in the batch's order.
-    const statement = sql.type(row)`SELECT i, result FROM (VALUES ${values}) AS batch (i, result) ORDER BY i`;
-    if (lane === 'plain') return (await db.any(statement)).map((r) => r.result);
+    // The calls run (and lock) in the batch's order: the expression evaluates them in order.
+    const statement = sql.type(row)`SELECT ${combine(batch.map((call) => call.call))} AS answers`;
+    if (lane === 'plain') return db.oneFirst(statement);
     return db.transaction(async (tx) => {
       const orders = [...new Set(batch.map((call) => call.orderId))];
       const stock = batch.flatMap((call) => call.stock);
@@ -123,7 +130,7 @@ export function createGroupCommit<Answer>(
             'text',
           )}))
         ORDER BY sku, region FOR UPDATE`);
-      return (await tx.any(statement)).map((r) => r.result);
+      return tx.oneFirst(statement);
     });
   }
 

@@ -4,10 +4,12 @@ import { createGroupCommit, type Fragment, type GroupCommitOptions } from './gro
 import type { NewPayment } from './payments.ts';
 import type { NewShipment } from './shipments.ts';
 
-// The step runtime's database side: each call is one PL/pgSQL function of migration
-// 003_step_runtime.sql, which locks the order row first, then writes the step's effect, its ledger row,
-// the order's status change and its history row in one transaction. A step's commit goes through the
-// process's group commit (sql/group-commit.ts): the commits that wait at one moment share a statement.
+// The step runtime's database side: each commit is one PL/pgSQL function of migration
+// 003_step_runtime.sql (stage_*, named finish_* there), which locks the order row first and writes the
+// step's effect; close_steps (migration 010) then writes its ledger row, the order's status change and
+// its history row, in the same statement and transaction. A step's commit goes through the process's
+// group commit (sql/group-commit.ts): the commits that wait at one moment share that statement, and
+// close_steps writes all their closes at once.
 
 /** One attempt of one step, as the database functions take it. */
 export type StepRun = {
@@ -37,16 +39,16 @@ const commit = (call: StepCommit['call'], movesStock = false): StepCommit => ({ 
 
 export const commits = {
   /** No writes of its own: the ledger row and the status change. */
-  plain: commit((run, output) => sql.fragment`finish_step(${json(run)}, ${json(output)})`),
-  validate: commit((run) => sql.fragment`finish_validate(${json(run)})`),
-  checkInventory: commit((run) => sql.fragment`finish_check_inventory(${json(run)})`),
-  reserve: commit((run) => sql.fragment`finish_reserve(${json(run)})`, true),
+  plain: commit((run, output) => sql.fragment`stage_step(${json(run)}, ${json(output)})`),
+  validate: commit((run) => sql.fragment`stage_validate(${json(run)})`),
+  checkInventory: commit((run) => sql.fragment`stage_check_inventory(${json(run)})`),
+  reserve: commit((run) => sql.fragment`stage_reserve(${json(run)})`, true),
   payment: (payment: Omit<NewPayment, 'orderId' | 'generation'>) =>
-    commit((run, output) => sql.fragment`finish_payment(${json(run)}, ${json(output)}, ${json(payment)})`),
+    commit((run, output) => sql.fragment`stage_payment(${json(run)}, ${json(output)}, ${json(payment)})`),
   ship: (shipment: Omit<NewShipment, 'orderId'>) =>
-    commit((run, output) => sql.fragment`finish_ship(${json(run)}, ${json(output)}, ${json(shipment)})`, true),
+    commit((run, output) => sql.fragment`stage_ship(${json(run)}, ${json(output)}, ${json(shipment)})`, true),
   notify: (notification: { kind: string; channel: string; recipient: string; subject: string; body: string }) =>
-    commit((run, output) => sql.fragment`finish_notify(${json(run)}, ${json(output)}, ${json(notification)})`),
+    commit((run, output) => sql.fragment`stage_notify(${json(run)}, ${json(output)}, ${json(notification)})`),
 };
 
 const answer = z.object({
@@ -59,7 +61,14 @@ const answer = z.object({
 });
 export type CommitAnswer = z.infer<typeof answer>['result'];
 
-/** Runs a step's commit: one statement, one transaction. */
+/**
+ * The calls of a batch stage their steps' closes (each locks its order row, checks the step may
+ * record its success, writes the step's effect); close_steps then writes the ledger rows, status
+ * changes and history rows of the whole batch at once (migration 010), and answers for every call.
+ */
+const closeSteps = (calls: Fragment[]) =>
+  sql.fragment`close_steps(ARRAY[${sql.join(calls, sql.fragment`, `)}]::jsonb[])`;
+
 /** Runs the steps' commits of a process, each one statement and one transaction, grouped when many wait. */
 export type StepCommitter = {
   commit(run: StepRun, commit: StepCommit, output: unknown, order: OrderLines): Promise<CommitAnswer>;
@@ -67,7 +76,7 @@ export type StepCommitter = {
 type OrderLines = { region: string; items: ReadonlyArray<{ sku: string }> };
 
 export function createStepCommitter(db: Db, options: GroupCommitOptions = {}): StepCommitter {
-  const group = createGroupCommit(db, answer.shape.result, options);
+  const group = createGroupCommit(db, answer.shape.result, { ...options, combine: closeSteps });
   return {
     commit(run, commit, output, order) {
       const stock = commit.movesStock ? order.items.map((item) => ({ sku: item.sku, region: order.region })) : [];

@@ -11,9 +11,10 @@ import type { Step, StepDeps } from './step.ts';
 // rest of the system:
 //
 //   1. the step does its outside work and answers with its output and its commit (workers/step.ts);
-//   2. the runner runs that commit with the ledger row and the status change: one function call, one
+//   2. the runner runs that commit with the ledger row and the status change: one statement, one
 //      transaction (sql/step-runtime.ts), which first locks the order row; the commits of other orders
-//      that wait at the same moment share its statement and its commit (sql/group-commit.ts);
+//      that wait at the same moment share its statement and its commit (sql/group-commit.ts), and
+//      their ledger rows and status changes are written together;
 //   3. it answers with an outcome, which the BullMQ adapter (step-processor.ts) turns into a job result:
 //
 //      done           the step succeeded (now, or in an earlier attempt): its output goes to the next steps

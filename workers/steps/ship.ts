@@ -4,7 +4,7 @@ import { findShipment, markShipmentCancelled } from '../../sql/shipments.ts';
 import { commits } from '../../sql/step-runtime.ts';
 import { createStep, providerKey, StepResponse } from '../step.ts';
 
-// Books the carrier's label; its commit (finish_ship) records it with its tracking events and moves the
+// Books the carrier's label; its commit (stage_ship) records it with its tracking events and moves the
 // reserved units to shipped.
 export const ship = createStep<'ship', { carrier: string; trackingNumber: string; carrierShipmentId: string }>({
   name: 'ship',
