@@ -257,13 +257,33 @@ export async function invalidateCacheKeys(
   staleRetentionMs: number,
 ): Promise<void> {
   if (keys.length === 0) return;
+  const scripted = withInvalidateScript(redis);
   await Promise.all(
-    groupsForPipelines(redis, keys).map((group) => {
-      const pipeline = redis.pipeline();
-      for (const key of group) pipeline.incr(`${key}:ver`).pexpire(`${key}:ver`, staleRetentionMs).del(key);
-      return pipeline.exec();
-    }),
+    groupsForPipelines(redis, keys).map((group) =>
+      scripted[INVALIDATE](group.length * 2, ...group.flatMap((key) => [key, `${key}:ver`]), staleRetentionMs),
+    ),
   );
+}
+
+// Every key's version bumped (with its expiry) and its fresh copy dropped, as one command per group of
+// keys on one node: the workers invalidate an order's keys after every status change, and nine commands
+// each time cost the client about six times the CPU of one script call (and Redis twice as much).
+// KEYS: each key followed by its version key; ARGV[1]: the version keys' lifetime in ms.
+const INVALIDATE = 'ofInvalidate';
+const invalidateLua = `
+for i = 1, #KEYS, 2 do
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('PEXPIRE', KEYS[i + 1], ARGV[1])
+  redis.call('DEL', KEYS[i])
+end
+return #KEYS / 2`;
+type Invalidating = { [INVALIDATE](numberOfKeys: number, ...args: Array<string | number>): Promise<unknown> };
+
+function withInvalidateScript(redis: RedisClient): RedisClient & Invalidating {
+  if (typeof (redis as unknown as Partial<Invalidating>)[INVALIDATE] !== 'function') {
+    redis.defineCommand(INVALIDATE, { lua: invalidateLua });
+  }
+  return redis as RedisClient & Invalidating;
 }
 export type ReadThrough = ReturnType<typeof createReadThrough>;
 
