@@ -119,7 +119,7 @@ async function main(interrupted: AbortSignal): Promise<void> {
       phase,
     );
     log(
-      `product: ${throughput.ordersPerSecond.toFixed(1)} orders/s; idle latency, ${IDLE_ORDERS} orders one at a time`,
+      `product: ${throughput.ordersPerSecond.toFixed(1)} orders/s; idle latency, ${IDLE_ORDERS} orders one at a time after a first one`,
     );
     const idle = await runIdleLatency(product, monitor, { orders: IDLE_ORDERS, from: WARMUP + ORDERS }, phase);
 
