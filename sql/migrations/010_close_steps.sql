@@ -20,7 +20,7 @@ ALTER FUNCTION finish_notify(jsonb, jsonb, jsonb) RENAME TO stage_notify;
 
 -- The last word of every stage_* function when the step may record its success: what close_steps is
 -- to write for it.
-CREATE OR REPLACE FUNCTION step_close(p_run jsonb, p_output jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+CREATE OR REPLACE FUNCTION step_close(p_run jsonb, p_output jsonb) RETURNS jsonb LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object('state', 'close', 'run', p_run, 'output', p_output);
 $$;
 
