@@ -2,8 +2,10 @@
 -- own ledger row, status change and history row: five statements per step (the ledger insert, then
 -- move_order's lock, update and history insert, and the array it was called with). PostgreSQL pays a
 -- fixed price for each statement (executor start, the table's CHECKs and partial index predicates read
--- and prepared again, locks looked up), and that price was most of a step's cost. Now each call stages
--- its close and close_steps writes the closes of the whole batch in four statements, whatever its size.
+-- and prepared again, locks looked up). Now each call stages its close and close_steps writes the
+-- closes of the whole batch in four statements whatever its size (five when a step after fulfilment,
+-- notify, is among them): 10,000 steps committed in batches of four cost the backend 1.35-1.42 s of
+-- CPU before, 0.73-0.77 s after.
 --
 -- The per-step functions keep their bodies under new names (stage_*): they lock the order row, check
 -- the step may record its success, write the step's effect, and end with step_close, which now only
