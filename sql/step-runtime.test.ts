@@ -118,6 +118,20 @@ describe('a batch of step commits', () => {
     });
   });
 
+  it("still serves the previous version's workers under the old names, each step closed alone", async () => {
+    // A rolling upgrade: a worker started before migration 010 calls finish_step, not stage_step.
+    const id = await orderIn('VALIDATING');
+    const oldRun = sql.jsonb(run(id, 'check-inventory', 'INVENTORY_CHECK') as never);
+    const answer = await db.oneFirst(sql.type(z.object({ result: z.unknown() }))`
+      SELECT finish_step(${oldRun}, ${sql.jsonb({ levels: [] })}) AS result`);
+    expect(answer).toEqual({ state: 'done', output: { levels: [] }, moved: true });
+    expect(await written(id)).toEqual({
+      status: 'INVENTORY_CHECK',
+      history: [{ from_status: 'VALIDATING', to_status: 'INVENTORY_CHECK' }],
+      ledger: [{ step: 'check-inventory', outcome: 'succeeded' }],
+    });
+  });
+
   it('answers a call for an ended order as ended, and closes the others of its batch', async () => {
     const committer = createStepCommitter(db);
     const ended = await orderIn('CANCELLED');

@@ -9,9 +9,9 @@
 --
 -- The per-step functions keep their bodies under new names (stage_*): they lock the order row, check
 -- the step may record its success, write the step's effect, and end with step_close, which now only
--- says what to close. Their answer means nothing until close_steps has run over it, so the old names are
--- gone: a worker of the previous version calling finish_* gets an error, which it retries, instead of a
--- success that was never recorded.
+-- says what to close. The old names stay, for the workers of the previous version that still run while
+-- the new ones start (a rolling upgrade): each stages its step and closes it alone, as it did before.
+-- A later migration can drop them once no such worker is left.
 ALTER FUNCTION finish_step(jsonb, jsonb) RENAME TO stage_step;
 ALTER FUNCTION finish_validate(jsonb) RENAME TO stage_validate;
 ALTER FUNCTION finish_check_inventory(jsonb) RENAME TO stage_check_inventory;
@@ -116,3 +116,26 @@ $$;
 -- table grows (EXPLAIN of the generic plan: a sequential scan on an empty orders table, an index scan
 -- on one of 40,000 rows).
 ALTER FUNCTION close_steps(jsonb[]) SET enable_seqscan = off;
+
+-- The previous version's names (see the top of this file).
+CREATE FUNCTION finish_step(p_run jsonb, p_output jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT close_steps(ARRAY[stage_step(p_run, p_output)]) -> 0;
+$$;
+CREATE FUNCTION finish_validate(p_run jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT close_steps(ARRAY[stage_validate(p_run)]) -> 0;
+$$;
+CREATE FUNCTION finish_check_inventory(p_run jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT close_steps(ARRAY[stage_check_inventory(p_run)]) -> 0;
+$$;
+CREATE FUNCTION finish_reserve(p_run jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT close_steps(ARRAY[stage_reserve(p_run)]) -> 0;
+$$;
+CREATE FUNCTION finish_payment(p_run jsonb, p_output jsonb, p_payment jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT close_steps(ARRAY[stage_payment(p_run, p_output, p_payment)]) -> 0;
+$$;
+CREATE FUNCTION finish_ship(p_run jsonb, p_output jsonb, p_shipment jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT close_steps(ARRAY[stage_ship(p_run, p_output, p_shipment)]) -> 0;
+$$;
+CREATE FUNCTION finish_notify(p_run jsonb, p_output jsonb, p_notification jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT close_steps(ARRAY[stage_notify(p_run, p_output, p_notification)]) -> 0;
+$$;
