@@ -4,8 +4,10 @@
 -- fixed price for each statement (executor start, the table's CHECKs and partial index predicates read
 -- and prepared again, locks looked up). Now each call stages its close and close_steps writes the
 -- closes of the whole batch in four statements whatever its size (five when a step after fulfilment,
--- notify, is among them): 10,000 steps committed in batches of four cost the backend 1.35-1.42 s of
--- CPU before, 0.73-0.77 s after.
+-- notify, is among them). Measured: `npm run bench` (PostgreSQL 18 with pg_stat_statements), 78 nested
+-- statements per order instead of 108 and 3.7-4.0 ms of PostgreSQL CPU per order instead of 4.2-4.4;
+-- on PostgreSQL 15 without pg_stat_statements, 10,000 steps in batches of eight cost the backend 5%
+-- less CPU, and a step committed alone about 50 us more (its close is a function call of its own).
 --
 -- The per-step functions keep their bodies under new names (stage_*): they lock the order row, check
 -- the step may record its success, write the step's effect, and end with step_close, which now only
