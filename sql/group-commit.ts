@@ -20,7 +20,6 @@ import { type Db, sql } from './database.ts';
 
 /** An SQL expression, as the calls of a batch are given. */
 export type Fragment = ReturnType<typeof sql.fragment>;
-
 export type StockRow = { sku: string; region: string };
 export type Lane = 'plain' | 'stock';
 
@@ -44,19 +43,19 @@ export type GroupCommitOptions = {
   /** The most calls in one statement. */
   maxBatch?: number;
   /**
-   * The expression a batch's calls go out in (a lone call too): its value is the JSON array of their
-   * answers, in the calls' order, and it must evaluate them in that order. By default the array of
-   * their values; the step runtime closes the batch's steps together in it (sql/step-runtime.ts).
+   * The answers of a batch (a lone call too), as an expression over `calls`: the calls' values as a
+   * `jsonb[]`, evaluated in the batch's order. Its value is the JSON array of their answers, in the
+   * same order. By default the calls' values themselves; the step runtime closes the batch's steps
+   * together in it (sql/step-runtime.ts).
    */
-  combine?(calls: Fragment[]): Fragment;
+  combine?(calls: Fragment): Fragment;
   /** Told the size of every batch sent, for the metrics. */
   onBatch?(lane: Lane, size: number): void;
   /** Told of a batch that failed as a whole (its calls then ran one at a time), for the log. */
   onBatchFailed?(lane: Lane, size: number, error: unknown): void;
 };
 
-/** The default `combine`: the calls' values as a JSON array (an ARRAY[] evaluates its elements in order). */
-const asArray = (calls: Fragment[]) => sql.fragment`to_jsonb(ARRAY[${sql.join(calls, sql.fragment`, `)}]::jsonb[])`;
+const asArray = (calls: Fragment) => sql.fragment`to_jsonb(${calls})`;
 
 export function createGroupCommit<Answer>(
   db: Db,
@@ -64,6 +63,14 @@ export function createGroupCommit<Answer>(
   { maxBatch = 64, combine = asArray, onBatch, onBatchFailed }: GroupCommitOptions = {},
 ): GroupCommit<Answer> {
   const row = z.object({ answers: z.array(answer) });
+  // An ARRAY[] evaluates its elements in order, so the calls run (and lock) in the batch's order.
+  const statement = (calls: Array<Waiting<Answer>>) => {
+    const values = sql.fragment`ARRAY[${sql.join(
+      calls.map((c) => c.call),
+      sql.fragment`, `,
+    )}]::jsonb[]`;
+    return sql.type(row)`SELECT ${combine(values)} AS answers`;
+  };
   const lanes = { plain: lane('plain'), stock: lane('stock') };
 
   function lane(name: Lane) {
@@ -106,14 +113,11 @@ export function createGroupCommit<Answer>(
   }
 
   async function one(call: Waiting<Answer>): Promise<void> {
-    const statement = sql.type(row)`SELECT ${combine([call.call])} AS answers`;
-    await db.oneFirst(statement).then((answers) => call.resolve(answers[0]!), call.reject);
+    await db.oneFirst(statement([call])).then((answers) => call.resolve(answers[0]!), call.reject);
   }
 
   async function together(batch: Array<Waiting<Answer>>, lane: Lane): Promise<Answer[]> {
-    // The calls run (and lock) in the batch's order: the expression evaluates them in order.
-    const statement = sql.type(row)`SELECT ${combine(batch.map((call) => call.call))} AS answers`;
-    if (lane === 'plain') return db.oneFirst(statement);
+    if (lane === 'plain') return db.oneFirst(statement(batch));
     return db.transaction(async (tx) => {
       const orders = [...new Set(batch.map((call) => call.orderId))];
       const stock = batch.flatMap((call) => call.stock);
@@ -130,7 +134,7 @@ export function createGroupCommit<Answer>(
             'text',
           )}))
         ORDER BY sku, region FOR UPDATE`);
-      return tx.oneFirst(statement);
+      return tx.oneFirst(statement(batch));
     });
   }
 

@@ -66,8 +66,7 @@ export type CommitAnswer = z.infer<typeof answer>['result'];
  * record its success, writes the step's effect); close_steps then writes the ledger rows, status
  * changes and history rows of the whole batch at once (migration 010), and answers for every call.
  */
-const closeSteps = (calls: Fragment[]) =>
-  sql.fragment`close_steps(ARRAY[${sql.join(calls, sql.fragment`, `)}]::jsonb[])`;
+const closeSteps = (calls: Fragment) => sql.fragment`close_steps(${calls})`;
 
 /** Runs the steps' commits of a process, each one statement and one transaction, grouped when many wait. */
 export type StepCommitter = {
