@@ -7,6 +7,7 @@ import { nodePid, startCluster, stopCluster } from '../scripts/redis-cluster.ts'
 import { seedDemo } from '../scripts/seed.ts';
 import { startWatchdog } from '../scripts/watchdog.ts';
 import { runCeiling } from './pipeline/ceiling.ts';
+import { type FlowShape, flowShapes } from './pipeline/ceiling-flow.ts';
 import { type Monitor, runIdleLatency, runThroughput } from './pipeline/product.ts';
 import { shardedCluster, singleRedis, startProduct } from './pipeline/product-system.ts';
 import { createProgress } from './pipeline/progress.ts';
@@ -17,8 +18,9 @@ import { runBenchmark } from './support.ts';
 
 // npm run bench: the order pipeline end to end against what BullMQ alone can do on the same machine.
 // On a PostgreSQL and a Redis of its own: (1) the ceiling, a bare BullMQ flow of the product's shape with
-// no-op processors; (2) the product, orders over HTTP to the real API and worker processes, with CPU per
-// process and PostgreSQL and Redis work per order; (3) one order at a time on the idle system, for latency.
+// no-op processors, and the floor, the product's own seven jobs bare (bench/pipeline/ceiling-flow.ts);
+// (2) the product, orders over HTTP to the real API and worker processes, with CPU per process and
+// PostgreSQL and Redis work per order; (3) one order at a time on the idle system, for latency.
 
 const { values: args } = parseArgs({
   options: {
@@ -63,21 +65,30 @@ async function main(interrupted: AbortSignal): Promise<void> {
     cleanups.push(() => redis.quit());
     const phase = { signal: interrupted, progress, watchdog };
 
-    log(`ceiling: ${WORKERS} worker processes x ${CONCURRENCY} per queue, ${CEILING_FLOWS} flows of 5 no-op jobs`);
-    const ceiling = await runCeiling(
-      {
-        redis,
-        redisUrl: servers.redisUrl,
-        redisPid: servers.redisPid,
-        processes: WORKERS,
-        concurrency: CONCURRENCY,
-        flows: CEILING_FLOWS,
-        warmup: WARMUP,
-        clients: CLIENTS,
-      },
-      phase,
-    );
-    log(`ceiling: ${ceiling.flowsPerSecond.toFixed(1)} flows/s`);
+    const bare = async (shape: FlowShape) => {
+      const jobs = flowShapes[shape].length;
+      log(
+        `${shape}: ${WORKERS} worker processes x ${CONCURRENCY} per queue, ${CEILING_FLOWS} flows of ${jobs} no-op jobs`,
+      );
+      const result = await runCeiling(
+        {
+          redis,
+          redisUrl: servers.redisUrl,
+          redisPid: servers.redisPid,
+          processes: WORKERS,
+          concurrency: CONCURRENCY,
+          flows: CEILING_FLOWS,
+          warmup: WARMUP,
+          clients: CLIENTS,
+          shape,
+        },
+        phase,
+      );
+      log(`${shape}: ${result.flowsPerSecond.toFixed(1)} flows/s`);
+      return result;
+    };
+    const ceiling = await bare('ceiling');
+    const floor = await bare('floor');
 
     let productRedis = singleRedis(servers.redisUrl);
     let redisNodes = [redis];
@@ -143,7 +154,7 @@ async function main(interrupted: AbortSignal): Promise<void> {
     };
     const results = buildResults(
       { parameters, loadavgAtStart, postgresVersion: servers.postgresVersion, startedAt },
-      ceiling,
+      { ceiling, floor },
       throughput,
       idle,
     );

@@ -1,15 +1,25 @@
 import type { FlowJob, JobsOptions } from 'bullmq';
 
-// The ceiling's flow: the product's shape, notify ← ship ← reserve ← (check-inventory ∥ authorize-payment),
-// five jobs with the product's kind of options (own job ids, retention, a child failing its parent), and
-// processors that do nothing. What BullMQ and Redis cost for an order, and nothing else.
+// The bare BullMQ flows the product is measured against, with the product's kind of options (own job
+// ids, retention, a child failing its parent) and processors that do nothing: what BullMQ and Redis cost
+// for an order, and nothing else.
+//
+// - ceiling: the issue's yardstick, five jobs of the product's shape,
+//   notify ← ship ← reserve ← (check-inventory ∥ authorize-payment).
+// - floor: the product's own seven, added as the product adds them: a `validate` job (the API's), whose
+//   processor adds notify ← ship ← capture ← reserve ← (check-inventory ∥ authorize-payment) (the
+//   validate step's). No order can cost less than this in the workers and Redis while it runs as these
+//   jobs.
 
 export const CEILING_PREFIX = '{ceiling}';
-export const CEILING_QUEUES = ['check-inventory', 'authorize-payment', 'reserve', 'ship', 'notify'] as const;
 export const CEILING_ROOT_QUEUE = 'notify';
-export const JOBS_PER_FLOW = CEILING_QUEUES.length;
+export const flowShapes = {
+  ceiling: ['check-inventory', 'authorize-payment', 'reserve', 'ship', 'notify'],
+  floor: ['validate', 'check-inventory', 'authorize-payment', 'reserve', 'capture', 'ship', 'notify'],
+} as const;
+export type FlowShape = keyof typeof flowShapes;
 
-const options = (id: string): JobsOptions => ({
+export const jobOptions = (id: string): JobsOptions => ({
   jobId: id,
   attempts: 3,
   removeOnComplete: { age: 24 * 3600, count: 10_000 },
@@ -17,16 +27,18 @@ const options = (id: string): JobsOptions => ({
   failParentOnFailure: true,
 });
 
-export function ceilingFlow(flow: number): FlowJob {
+/** The ceiling's whole flow, or what the floor's `validate` job adds. */
+export function ceilingFlow(flow: number, shape: FlowShape): FlowJob {
   const data = { flow };
   const job = (queueName: string, children?: FlowJob[]): FlowJob => ({
     name: queueName,
     queueName,
     data,
-    opts: options(`flow-${flow}-${queueName}`),
+    opts: jobOptions(`flow-${flow}-${queueName}`),
     children,
   });
-  return job('notify', [job('ship', [job('reserve', [job('check-inventory'), job('authorize-payment')])])]);
+  const reserve = job('reserve', [job('check-inventory'), job('authorize-payment')]);
+  return job('notify', [job('ship', [shape === 'ceiling' ? reserve : job('capture', [reserve])])]);
 }
 
 /** host and port of a redis:// URL, as BullMQ's connection options. */

@@ -1,22 +1,24 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { FlowProducer } from 'bullmq';
+import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Watchdog } from '../../scripts/watchdog.ts';
 import { boundedEach, deleteKeys, waitUntil } from '../support.ts';
-import { CEILING_PREFIX, ceilingFlow, connectionOf, JOBS_PER_FLOW } from './ceiling-flow.ts';
+import { CEILING_PREFIX, ceilingFlow, connectionOf, type FlowShape, flowShapes, jobOptions } from './ceiling-flow.ts';
 import { cpuMsBetween, sampleCpu } from './proc-stat.ts';
 import type { Progress } from './progress.ts';
 
-// The ceiling: the same flow on the same Redis, at the same worker processes and concurrency as the
-// product, with processors that do nothing. Worker processes of their own (ceiling-worker.ts), flows
-// added from this process by as many concurrent clients as the product's orders are submitted with.
+// The ceiling and the floor (ceiling-flow.ts): bare flows on the same Redis, at the same worker processes
+// and concurrency as the product, with processors that do nothing. Worker processes of their own
+// (ceiling-worker.ts), flows added from this process by as many concurrent clients as the product's
+// orders are submitted with.
 
 export type Phase = { signal: AbortSignal; progress: Progress; watchdog: Watchdog };
 /** [seconds since the first submission, how many have finished] */
 export type Timeline = Array<[number, number]>;
 export type CeilingResult = {
+  shape: FlowShape;
   flows: number;
   jobsPerFlow: number;
   wallMs: number;
@@ -38,18 +40,20 @@ export async function runCeiling(
     flows: number;
     warmup: number;
     clients: number;
+    shape: FlowShape;
   },
   phase: Phase,
 ): Promise<CeilingResult> {
+  const label = options.shape;
   const counts = new Map<ChildProcess, number>();
   let ready = 0;
   let failure: string | undefined;
   let stopping = false;
   const onFinished: Array<() => void> = [];
   const children = Array.from({ length: options.processes }, (_, i) => {
-    const args = [entry, '--redis', options.redisUrl, '--concurrency', String(options.concurrency)];
+    const args = [entry, '--redis', options.redisUrl, '--concurrency', String(options.concurrency), '--shape', label];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    if (child.pid) phase.watchdog.stop({ name: `ceiling worker ${i + 1}`, pid: child.pid });
+    if (child.pid) phase.watchdog.stop({ name: `${label} worker ${i + 1}`, pid: child.pid });
     child.on('message', (message: { type: string; count?: number; error?: string }) => {
       if (message.type === 'ready') ready += 1;
       if (message.type === 'failed') failure ??= `a no-op job failed: ${message.error}`;
@@ -58,20 +62,26 @@ export async function runCeiling(
       for (const listener of onFinished) listener();
     });
     child.on('exit', (code, signal) => {
-      if (!stopping) failure ??= `ceiling worker ${child.pid} exited with ${signal ?? code}`;
+      if (!stopping) failure ??= `${label} worker ${child.pid} exited with ${signal ?? code}`;
     });
     return child;
   });
   const finished = () => [...counts.values()].reduce((sum, n) => sum + n, 0);
-  const producer = new FlowProducer({ connection: connectionOf(options.redisUrl), prefix: CEILING_PREFIX });
+  const connection = connectionOf(options.redisUrl);
+  const producer = new FlowProducer({ connection, prefix: CEILING_PREFIX });
+  // The floor starts as an order does: one `validate` job, which adds the rest.
+  const validate = new Queue('validate', { connection, prefix: CEILING_PREFIX });
+  const start = (i: number) =>
+    options.shape === 'ceiling'
+      ? producer.add(ceilingFlow(i, 'ceiling'))
+      : validate.add('validate', { flow: i }, jobOptions(`flow-${i}-validate`));
   const wait = (what: string, done: () => boolean) =>
     waitUntil(done, { what, signal: phase.signal, stallMs: STALL_MS, progressed: finished, failure: () => failure });
   try {
-    await wait('ceiling workers starting', () => ready === options.processes);
-    const add = (from: number, to: number) =>
-      boundedEach(from, to, options.clients, (i) => producer.add(ceilingFlow(i)));
+    await wait(`${label} workers starting`, () => ready === options.processes);
+    const add = (from: number, to: number) => boundedEach(from, to, options.clients, start);
     await add(0, options.warmup);
-    await wait('ceiling warm-up', () => finished() >= options.warmup);
+    await wait(`${label} warm-up`, () => finished() >= options.warmup);
 
     const pids = Object.fromEntries(children.map((c, i) => [`worker-${i + 1}`, c.pid!]));
     const before = sampleCpu({ ...pids, redis: options.redisPid });
@@ -83,16 +93,17 @@ export async function runCeiling(
       const done = Math.min(finished(), target) - options.warmup;
       lastAt = performance.now();
       timeline.push([(lastAt - started) / 1000, done]);
-      phase.progress.update('ceiling', done, options.flows, 'flows');
+      phase.progress.update(label, done, options.flows, 'flows');
     });
     await add(options.warmup, target);
-    await wait('ceiling', () => finished() >= target);
+    await wait(label, () => finished() >= target);
     onFinished.length = 0;
     const cpu = cpuMsBetween(before, sampleCpu({ ...pids, redis: options.redisPid }));
     const wallMs = lastAt - started;
     return {
+      shape: options.shape,
       flows: options.flows,
-      jobsPerFlow: JOBS_PER_FLOW,
+      jobsPerFlow: flowShapes[options.shape].length,
       wallMs,
       flowsPerSecond: (options.flows / wallMs) * 1000,
       cpuMsPerFlow: Object.fromEntries(Object.entries(cpu).map(([name, ms]) => [name, ms / options.flows])),
@@ -103,7 +114,7 @@ export async function runCeiling(
     stopping = true;
     await Promise.all(children.map(stopChild));
     for (const child of children) if (child.pid) phase.watchdog.forget(child.pid);
-    await producer.close();
+    await Promise.all([producer.close(), validate.close()]);
     await deleteKeys(options.redis, `${CEILING_PREFIX}:*`);
   }
 }

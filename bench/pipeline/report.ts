@@ -66,9 +66,16 @@ function thin(timeline: Timeline, points: number): Timeline {
   return [...kept, timeline.at(-1)!].map(([t, n]) => [roundTo(t, 3), n]);
 }
 
+const bareResult = (bare: CeilingResult) => ({
+  flows: bare.flows,
+  jobsPerFlow: bare.jobsPerFlow,
+  wallMs: Math.round(bare.wallMs),
+  cpuMsPerFlow: Object.fromEntries(Object.entries(bare.cpuMsPerFlow).map(([k, v]) => [k, roundTo(v, 3)])),
+});
+
 export function buildResults(
   facts: RunFacts,
-  ceiling: CeilingResult,
+  { ceiling, floor }: { ceiling: CeilingResult; floor: CeilingResult },
   product: ThroughputResult,
   { afterPause, latencies: idle }: { afterPause: number; latencies: number[] },
 ) {
@@ -83,6 +90,11 @@ export function buildResults(
   };
   const redisCommands = [...product.redisCalls.values()].reduce((sum, calls) => sum + calls, 0);
   const ratio = product.ordersPerSecond / ceiling.flowsPerSecond;
+  // What the product spends in the processes the floor has (workers and Redis) beyond the floor's own.
+  const floorCpu = Object.values(floor.cpuMsPerFlow).reduce((sum, ms) => sum + ms, 0);
+  const productShare = Object.entries(product.cpuMs)
+    .filter(([name]) => name.startsWith('worker-') || name.startsWith('redis'))
+    .reduce((sum, [, ms]) => sum + ms, 0);
   return {
     date: facts.startedAt.toISOString(),
     commit: commit(),
@@ -98,6 +110,9 @@ export function buildResults(
     ordersPerSecond: roundTo(product.ordersPerSecond, 1),
     ceilingFlowsPerSecond: roundTo(ceiling.flowsPerSecond, 1),
     ratio: roundTo(ratio, 3),
+    floorFlowsPerSecond: roundTo(floor.flowsPerSecond, 1),
+    floorCpuMsPerFlow: roundTo(floorCpu, 2),
+    workersAndRedisCpuMsPerOrderOverFloor: roundTo(productShare / n - floorCpu, 2),
     cpuMsPerOrder,
     benchClientCpuMsPerOrder: perOrder(product.benchClientCpuMs),
     // The issue's "statements per order" are the client's (top level); the functions' own statements
@@ -117,12 +132,8 @@ export function buildResults(
       afterPause: roundTo(afterPause, 1),
     },
     product: { orders: n, wallMs: Math.round(product.wallMs), benchMonitorQueriesSubtracted: product.monitorQueries },
-    ceiling: {
-      flows: ceiling.flows,
-      jobsPerFlow: ceiling.jobsPerFlow,
-      wallMs: Math.round(ceiling.wallMs),
-      cpuMsPerFlow: Object.fromEntries(Object.entries(ceiling.cpuMsPerFlow).map(([k, v]) => [k, roundTo(v, 3)])),
-    },
+    ceiling: bareResult(ceiling),
+    floor: bareResult(floor),
     topStatements: product.statements.top.map((s) => ({ ...s, callsPerOrder: perOrder(s.calls) })),
     redisCommandsPerOrderByCommand: Object.fromEntries(
       [...product.redisCalls].sort((a, b) => b[1] - a[1]).map(([command, calls]) => [command, perOrder(calls)]),
@@ -137,6 +148,8 @@ export function targets(r: Results): Target[] {
     { metric: 'ordersPerSecond (product)', value: r.ordersPerSecond, unit: '/s' },
     { metric: 'ceilingFlowsPerSecond (bare BullMQ)', value: r.ceilingFlowsPerSecond, unit: '/s' },
     { metric: 'ratio', value: r.ratio, unit: '', target: { min: 0.3 } },
+    { metric: "floorFlowsPerSecond (bare BullMQ, the product's 7 jobs)", value: r.floorFlowsPerSecond, unit: '/s' },
+    { metric: 'floor CPU ms/flow (workers and Redis)', value: r.floorCpuMsPerFlow, unit: 'ms' },
   ];
   for (const [name, ms] of Object.entries(r.cpuMsPerOrder)) {
     if (name === 'total' || name === 'totalExcludingSandbox') continue;
@@ -145,6 +158,11 @@ export function targets(r: Results): Target[] {
   rows.push(
     { metric: 'CPU ms/order: total', value: r.cpuMsPerOrder.total, unit: 'ms', target: { max: 6 } },
     { metric: 'CPU ms/order: total without sandbox', value: r.cpuMsPerOrder.totalExcludingSandbox, unit: 'ms' },
+    {
+      metric: 'CPU ms/order: workers and Redis over the floor',
+      value: r.workersAndRedisCpuMsPerOrderOverFloor,
+      unit: 'ms',
+    },
     { metric: 'CPU ms/order: bench client (not in total)', value: r.benchClientCpuMsPerOrder, unit: 'ms' },
     { metric: 'statements/order (sent by clients)', value: r.statementsPerOrder, unit: '', target: { max: 15 } },
     { metric: 'statements/order (nested in functions too)', value: r.nestedStatementsPerOrder, unit: '' },
