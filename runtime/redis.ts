@@ -67,7 +67,7 @@ export function createRedis(
  * see no difference. In `npm run bench` Redis handled half the reads per order (7.3 → 3.8, from its
  * INFO stats) and the workers were switched out about 40% less often.
  */
-export function coalesceWrites(redis: Redis): Redis {
+function coalesceWrites(redis: Redis): Redis {
   return redis.on('connect', () => {
     const socket = redis.stream as Socket;
     const write = socket.write;

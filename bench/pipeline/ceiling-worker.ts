@@ -23,9 +23,10 @@ const connection = connectionOf(values.redis);
 const concurrency = Number(values.concurrency ?? 10);
 const shape = (values.shape ?? 'ceiling') as FlowShape;
 if (!(shape in flowShapes)) throw new Error(`--shape must be one of ${Object.keys(flowShapes).join(', ')}`);
-const producer = new FlowProducer({ connection, prefix: CEILING_PREFIX });
+// Only the floor has a `validate` job, which adds the rest of its flow.
+const producer = shape === 'floor' ? new FlowProducer({ connection, prefix: CEILING_PREFIX }) : undefined;
 const addRest = async (job: Job<{ flow: number }>) => {
-  await producer.add(ceilingFlow(job.data.flow, shape));
+  await producer?.add(ceilingFlow(job.data.flow, shape));
 };
 
 let completed = 0;
@@ -53,7 +54,7 @@ const timer = setInterval(() => {
 process.on('message', (message) => {
   if (message !== 'stop') return;
   clearInterval(timer);
-  Promise.all([...workers.map((worker) => worker.close()), producer.close()]).then(
+  Promise.all([...workers.map((worker) => worker.close()), producer?.close()]).then(
     () => process.disconnect(),
     (error: unknown) => {
       console.error(error);

@@ -68,13 +68,16 @@ export async function runCeiling(
   });
   const finished = () => [...counts.values()].reduce((sum, n) => sum + n, 0);
   const connection = connectionOf(options.redisUrl);
-  const producer = new FlowProducer({ connection, prefix: CEILING_PREFIX });
-  // The floor starts as an order does: one `validate` job, which adds the rest.
-  const validate = new Queue('validate', { connection, prefix: CEILING_PREFIX });
-  const start = (i: number) =>
+  // The ceiling's flows are added whole; the floor starts as an order does, with one `validate` job,
+  // which adds the rest.
+  const producer =
     options.shape === 'ceiling'
+      ? new FlowProducer({ connection, prefix: CEILING_PREFIX })
+      : new Queue('validate', { connection, prefix: CEILING_PREFIX });
+  const start = (i: number) =>
+    producer instanceof FlowProducer
       ? producer.add(ceilingFlow(i, 'ceiling'))
-      : validate.add('validate', { flow: i }, jobOptions(`flow-${i}-validate`));
+      : producer.add('validate', { flow: i }, jobOptions(`flow-${i}-validate`));
   const wait = (what: string, done: () => boolean) =>
     waitUntil(done, { what, signal: phase.signal, stallMs: STALL_MS, progressed: finished, failure: () => failure });
   try {
@@ -114,7 +117,7 @@ export async function runCeiling(
     stopping = true;
     await Promise.all(children.map(stopChild));
     for (const child of children) if (child.pid) phase.watchdog.forget(child.pid);
-    await Promise.all([producer.close(), validate.close()]);
+    await producer.close();
     await deleteKeys(options.redis, `${CEILING_PREFIX}:*`);
   }
 }
